@@ -1,0 +1,63 @@
+"""FastAPI dependencies: the engine, the clock and the calling key, taken from the app state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.auth import NO_KEYS_MESSAGE, KeyRing, Principal
+from shared.clock import Clock
+from shared.config import Role
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+
+
+def require_role(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+    """Admit keys of ``roles`` (admin always): 503 no keys, 401 bad key, 403 other role."""
+
+    async def dependency(request: Request) -> Principal:
+        ring: KeyRing = request.app.state.key_ring
+        if not ring.configured:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NO_KEYS_MESSAGE)
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = ring.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "Thiếu hoặc sai khóa API. / Missing or unknown API key "
+                "(send 'Authorization: Bearer <key>').",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not principal.is_admin and principal.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"Khóa có vai trò {principal.role!r} không được phép thao tác này. / "
+                f"A {principal.role!r} key may not do this.",
+            )
+        return principal
+
+    return dependency
+
+
+def forbidden_unit(unit_code: str | None) -> HTTPException:
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"Khóa không có quyền với đơn vị {unit_code!r}. / "
+        f"The key does not cover unit {unit_code!r}.",
+    )

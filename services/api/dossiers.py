@@ -1,0 +1,50 @@
+"""``GET /api/v1/dossiers/{code}``: what doisoat knows of one dossier (contract §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from services.api.deps import EngineDep, forbidden_unit, require_role
+from services.ingest import queries
+from shared.auth import Principal
+from shared.db import unit_of_work
+from shared.directory import load_directory
+from shared.dvcqg import agency_of_dossier_code
+from shared.privacy import masked_snapshot
+
+router = APIRouter(prefix="/api/v1", tags=["dossiers"])
+ReaderKey = Annotated[Principal, Depends(require_role("desk", "officer"))]
+ROLES_SEEING_PERSONAL_DATA = frozenset({"officer", "admin"})
+
+
+@router.get("/dossiers/{code}")
+async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> dict[str, Any]:
+    async with unit_of_work(engine, "read_dossier") as connection:
+        dossier = await queries.get_dossier(connection, code)
+        if dossier is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"Không có hồ sơ {code!r}. / doisoat has never heard of dossier {code!r}.",
+            )
+        directory = await load_directory(connection)
+        system_unit = dossier.unit_code or agency_of_dossier_code(code)
+        if not principal.may_act_for(system_unit, directory):
+            raise forbidden_unit(system_unit)
+        progress = await queries.progress_of(connection, code)
+    snapshot = dossier.snapshot or {}
+    if principal.role not in ROLES_SEEING_PERSONAL_DATA:
+        snapshot = masked_snapshot(snapshot)
+    return {
+        **snapshot,
+        "code": dossier.code,
+        "status": dossier.status,
+        "unit_code": directory.answering_unit(dossier.unit_code),
+        "due_at": queries.local_iso(dossier.due_at),
+        "responsible": dossier.responsible,
+        "last_snapshot_at": queries.local_iso(dossier.snapshot_emitted_at),
+        "progress": progress,
+        "field_reports": [],
+        "discrepancies": [],
+    }

@@ -1,0 +1,152 @@
+"""The ``doisoat`` command (contract §5); messages for people in Vietnamese, English beside."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.app import Worker, create_app
+from services.ingest.config import IngestSettings
+from shared import migrate as migrations
+from shared.clock import system_clock
+from shared.config import BaseDoisoatSettings
+from shared.db import create_engine, database_reachable
+from shared.logs import configure_logging
+
+app = typer.Typer(
+    help="doisoat — đối soát trạng thái hồ sơ thủ tục hành chính với thực tế tại Bộ phận Một cửa.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
+SettingsT = TypeVar("SettingsT", bound=BaseDoisoatSettings)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"doisoat: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _settings(cls: type[SettingsT]) -> SettingsT:
+    try:
+        settings = cls()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise _fail(
+            f"cấu hình không hợp lệ / invalid setting DOISOAT_{where.upper()}: {first['msg']}"
+        ) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _migrate(database_url: str) -> None:
+    before = asyncio.run(migrations.current_revision(database_url))
+    try:
+        migrations.upgrade(database_url)
+    except Exception as error:
+        raise _fail(f"không chạy được migration / migration failed: {error}") from None
+    after = asyncio.run(migrations.current_revision(database_url))
+    if before == after:
+        typer.echo(f"Cơ sở dữ liệu đã ở phiên bản mới nhất / database already at {after}.")
+    else:
+        typer.echo(f"Đã nâng cấp cơ sở dữ liệu / database migrated: {before or 'empty'} → {after}.")
+
+
+def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: bool) -> None:
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await database_reachable(engine):
+                raise _fail(
+                    "không kết nối được cơ sở dữ liệu / database unreachable: "
+                    f"{engine.url.render_as_string(hide_password=True)}"
+                )
+            built = workers(engine)
+            readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
+            application = create_app(
+                settings,
+                engine=engine,
+                clock=system_clock,
+                workers=built,
+                serve_api=serve_api,
+                readiness=readiness,
+            )
+            config = uvicorn.Config(
+                application,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            logging.getLogger("doisoat").info(
+                "serving",
+                extra={
+                    "port": settings.http_port,
+                    "api": serve_api,
+                    "workers": [w.name for w in built],
+                },
+            )
+            await uvicorn.Server(config).serve()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def _ingest_workers(settings: IngestSettings) -> WorkerFactory:
+    from services.ingest.consumer import KafkaIngestor
+
+    def build(engine: AsyncEngine) -> list[Worker]:
+        if not settings.kafka_enabled:
+            return []
+        return [KafkaIngestor(settings, engine, system_clock)]
+
+    return build
+
+
+@app.command()
+def migrate() -> None:
+    """Đưa cơ sở dữ liệu lên phiên bản mới nhất (alembic upgrade head)."""
+    settings = _settings(BaseDoisoatSettings)
+    _migrate(settings.database_url)
+
+
+@app.command()
+def run() -> None:
+    """Chạy tất cả trong một tiến trình (mặc định nhúng: SQLite, HTTP cổng 8000)."""
+    settings = _settings(IngestSettings)
+    _migrate(settings.database_url)
+    _serve(settings, _ingest_workers(settings), serve_api=True)
+
+
+@app.command()
+def api() -> None:
+    """Chỉ chạy HTTP API."""
+    settings = _settings(BaseDoisoatSettings)
+    _serve(settings, lambda engine: [], serve_api=True)
+
+
+@app.command()
+def ingest() -> None:
+    """Chỉ chạy bộ tiêu thụ Kafka (cần DOISOAT_KAFKA_BOOTSTRAP_SERVERS)."""
+    settings = _settings(IngestSettings)
+    if not settings.kafka_enabled:
+        raise _fail(
+            "chưa đặt DOISOAT_KAFKA_BOOTSTRAP_SERVERS / set DOISOAT_KAFKA_BOOTSTRAP_SERVERS "
+            "to consume Kafka"
+        )
+    _serve(settings, _ingest_workers(settings), serve_api=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,221 @@
+"""The Kafka adapter of ingest: batches in, one transaction per batch, offsets out after commit.
+
+Delivery is at least once; effects are idempotent, so a redelivered message is a harmless
+duplicate. The pitfalls this avoids (see aiokafka #929, #1046, #848):
+- offsets are committed explicitly (``{tp: last + 1}``) and only after the database commit;
+- a failed batch seeks back to the committed offsets before retrying, or it would be skipped;
+- a rebalance waits for the batch in flight (the listener takes the same lock), and a commit
+  that fails because of one only means redelivery;
+- batches are bounded so processing stays far below ``max_poll_interval_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest import service
+from services.ingest.config import IngestSettings
+from shared import metrics
+from shared.clock import Clock
+from shared.db import unit_of_work
+from shared.events import DossierEvent, parse_message
+
+log = logging.getLogger("doisoat.ingest")
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):
+    """Let the batch in flight finish (and commit) before partitions move to another member."""
+
+    def __init__(self, ingestor: KafkaIngestor) -> None:
+        self._ingestor = ingestor
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self._ingestor.batch_lock:
+            for tp in revoked:
+                labels = (tp.topic, str(tp.partition))
+                if labels in self._ingestor.lag_labels:
+                    metrics.INGEST_CONSUMER_LAG.remove(*labels)
+                    self._ingestor.lag_labels.discard(labels)
+        log.info("partitions revoked", extra={"partitions": [tp.partition for tp in revoked]})
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": [tp.partition for tp in assigned]})
+
+
+class KafkaIngestor:
+    """Consumes ``DOISOAT_KAFKA_TOPIC`` in a consumer group until :meth:`stop` is called."""
+
+    name = "ingest"
+
+    def __init__(self, settings: IngestSettings, engine: AsyncEngine, clock: Clock) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self.batch_lock = asyncio.Lock()
+        self.lag_labels: set[tuple[str, str]] = set()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def _build_consumer(self) -> AIOKafkaConsumer:
+        settings = self._settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.kafka_group_id,
+            client_id=settings.kafka_client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
+            fetch_max_bytes=max(settings.kafka_max_partition_fetch_bytes * 4, 52_428_800),
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def ready(self) -> bool:
+        """Readiness: the broker answers a metadata request."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            topics = await asyncio.wait_for(consumer.topics(), timeout=3)
+        except Exception:
+            return False
+        return self._settings.kafka_topic in topics
+
+    async def run(self) -> None:
+        """Consume until stopped; reconnect with backoff when the broker is away."""
+        delay = self._settings.kafka_retry_backoff_seconds
+        while not self._stopping.is_set():
+            consumer = self._build_consumer()
+            try:
+                await consumer.start()
+                consumer.subscribe([self._settings.kafka_topic], listener=_CommitBeforeRevoke(self))
+                self._consumer = consumer
+                log.info("consuming", extra={"topic": self._settings.kafka_topic})
+                await self._consume(consumer)
+                delay = self._settings.kafka_retry_backoff_seconds
+            except KafkaError as error:
+                log.warning("kafka unavailable, retrying", extra={"error": repr(error)})
+            finally:
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            if not self._stopping.is_set():
+                await self._sleep(delay)
+                delay = min(delay * 2, self._settings.kafka_retry_backoff_max_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        settings = self._settings
+        failures = 0
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(
+                timeout_ms=settings.kafka_poll_timeout_ms,
+                max_records=settings.kafka_batch_max_messages,
+            )
+            if batch:
+                async with self.batch_lock:
+                    try:
+                        await self._handle(consumer, batch)
+                        failures = 0
+                    except (KafkaError, IllegalStateError):
+                        raise
+                    except Exception:
+                        failures += 1
+                        metrics.INGEST_BATCH_FAILURES.inc()
+                        log.exception("batch failed; retrying from the committed offsets")
+                        for tp in batch:
+                            with contextlib.suppress(IllegalStateError):
+                                await consumer.seek_to_committed(tp)
+                        await self._sleep(
+                            min(
+                                settings.kafka_retry_backoff_seconds * 2 ** min(failures, 10),
+                                settings.kafka_retry_backoff_max_seconds,
+                            )
+                        )
+            await self._update_lag(consumer)
+
+    async def _handle(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        started = time.perf_counter()
+        events: list[DossierEvent] = []
+        dead: list[service.DeadLetterRecord] = []
+        for tp, records in batch.items():
+            for record in records:
+                parsed = parse_message(
+                    record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
+                )
+                if isinstance(parsed, DossierEvent):
+                    events.append(parsed)
+                else:
+                    dead.append(
+                        service.DeadLetterRecord(
+                            tp.topic,
+                            tp.partition,
+                            record.offset,
+                            record.key,
+                            record.value or b"",
+                            parsed,
+                        )
+                    )
+        now = self._clock()
+        async with unit_of_work(self._engine, "ingest_batch") as connection:
+            result = await service.store_events(connection, events, now=now)
+            await service.store_dead_letters(connection, dead, now=now)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as error:
+            metrics.INGEST_COMMIT_FAILURES.inc()
+            log.warning(
+                "offset commit failed; batch will be redelivered", extra={"error": str(error)}
+            )
+        for outcome in ("stored", "duplicate", "stale"):
+            count = result.count(outcome)
+            if count:
+                metrics.INGEST_EVENTS.labels(outcome=outcome).inc(count)
+        for record in dead:
+            metrics.INGEST_EVENTS.labels(outcome="dead_letter").inc()
+            metrics.INGEST_DEAD_LETTERS.labels(reason=record.rejection.reason).inc()
+            log.warning(
+                "dead letter",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": record.rejection.reason,
+                },
+            )
+        size = sum(len(records) for records in batch.values())
+        metrics.INGEST_BATCH_EVENTS.labels(transport="kafka").observe(size)
+        elapsed = time.perf_counter() - started
+        metrics.INGEST_BATCH_SECONDS.labels(transport="kafka").observe(elapsed)
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                continue
+            labels = (tp.topic, str(tp.partition))
+            self.lag_labels.add(labels)
+            metrics.INGEST_CONSUMER_LAG.labels(*labels).set(max(highwater - position, 0))

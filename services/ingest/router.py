@@ -1,0 +1,100 @@
+"""``POST /api/v1/events``: the Kafka envelopes as a JSON array, answered item by item."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+
+from services.api.deps import ClockDep, EngineDep, require_role
+from services.api.limits import read_body
+from services.ingest import service
+from services.ingest.schemas import EventBatchRead, EventResultRead
+from shared import metrics
+from shared.auth import Principal
+from shared.db import unit_of_work
+from shared.directory import load_directory
+from shared.dvcqg import agency_of_dossier_code
+from shared.events import DossierEvent, Rejection, parse_envelope
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_ITEMS = 1000
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+SourceKey = Annotated[Principal, Depends(require_role("source"))]
+
+
+def _event_id_of(item: Any) -> str | None:
+    if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+        return item["event_id"]
+    return None
+
+
+@router.post("/events", response_model=EventBatchRead)
+async def post_events(
+    request: Request, principal: SourceKey, engine: EngineDep, clock: ClockDep
+) -> EventBatchRead:
+    """Store a batch of dossier events; each item is stored, duplicate, stale or refused."""
+    started = time.perf_counter()
+    body = await read_body(request, MAX_BODY_BYTES)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"JSON không hợp lệ. / Invalid JSON: {error}"
+        ) from error
+    if not isinstance(document, list):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Cần một mảng JSON các sự kiện. / Expected a JSON array of event envelopes.",
+        )
+    if len(document) > MAX_ITEMS:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"Tối đa {MAX_ITEMS} sự kiện mỗi lần gửi. / At most {MAX_ITEMS} events per request.",
+        )
+    parsed: list[DossierEvent | Rejection] = [parse_envelope(item) for item in document]
+
+    async with unit_of_work(engine, "http_events") as connection:
+        directory = await load_directory(connection)
+        step_codes = [
+            item.dossier_code
+            for item in parsed
+            if isinstance(item, DossierEvent) and not item.is_snapshot
+        ]
+        known_units = await service.known_units_of(connection, step_codes)
+        accepted: list[DossierEvent] = []
+        for position, item in enumerate(parsed):
+            if isinstance(item, Rejection):
+                continue
+            unit = (
+                item.data["DonViXuLy"]
+                if item.is_snapshot
+                else known_units.get(item.dossier_code) or agency_of_dossier_code(item.dossier_code)
+            )
+            if principal.may_act_for(unit, directory):
+                accepted.append(item)
+            else:
+                parsed[position] = Rejection(
+                    "forbidden_unit", f"the key does not cover unit {unit!r}"
+                )
+        result = await service.store_events(connection, accepted, now=clock())
+
+    answers: list[EventResultRead] = []
+    seen: set[str] = set()
+    for raw, item in zip(document, parsed, strict=True):
+        if isinstance(item, Rejection):
+            answers.append(
+                EventResultRead(event_id=_event_id_of(raw), outcome="refused", reason=str(item))
+            )
+            continue
+        outcome = "duplicate" if item.event_id in seen else result.outcomes[item.event_id]
+        seen.add(item.event_id)
+        answers.append(EventResultRead(event_id=item.event_id, outcome=outcome))
+    for answer in answers:
+        metrics.INGEST_EVENTS.labels(outcome=answer.outcome).inc()
+    metrics.INGEST_BATCH_SECONDS.labels(transport="http").observe(time.perf_counter() - started)
+    metrics.INGEST_BATCH_EVENTS.labels(transport="http").observe(len(document))
+    return EventBatchRead(results=answers)

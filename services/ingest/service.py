@@ -1,0 +1,261 @@
+"""The write path of ingest: store checked events idempotently, in the caller's transaction.
+
+Every statement is set-based (one per table per batch) so that a replayed backlog of thousands
+of events costs a handful of round trips. Effects are idempotent and order-independent:
+- the event log keeps each ``event_id`` once (``ON CONFLICT DO NOTHING``);
+- a dossier's state is its newest snapshot by (``emitted_at``, ``event_id``): the upsert only
+  overwrites an older one;
+- the responsible officer follows the newest step by (``ThoiDiemXuLy``, ``emitted_at``,
+  ``event_id``), guarded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.dvcqg import effective_due_at, optional_thoi_diem, parse_thoi_diem
+from shared.events import DossierEvent, Rejection
+from shared.models import DeadLetter, Dossier, Event, ProgressStep
+
+Outcome = Literal["stored", "duplicate", "stale"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A Kafka message that could not be used, with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    payload: bytes
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    dead_letters: int = 0
+    touched_dossiers: set[str] = field(default_factory=set)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for value in self.outcomes.values() if value == outcome)
+
+
+def _insert(connection: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
+    """The dossier columns a snapshot determines (pure)."""
+    data = event.data
+    digitised = data.get("HoSoCoThanhPhanSoHoa")
+    return {
+        "code": event.dossier_code,
+        "status": data["TrangThaiHoSo"],
+        "unit_code": data["DonViXuLy"],
+        "procedure_code": data["MaTTHC"],
+        "procedure_name": data.get("TenTTHC"),
+        "channel": data["KenhThucHien"],
+        "digitised": None if digitised is None else digitised == 1,
+        "received_at": optional_thoi_diem(data, "NgayTiepNhan"),
+        "due_at": effective_due_at(data),
+        "finished_at": optional_thoi_diem(data, "NgayKetThucXuLy"),
+        "returned_at": optional_thoi_diem(data, "NgayTra"),
+        "refused_at": optional_thoi_diem(data, "NgayTuChoi"),
+        "snapshot": data,
+        "snapshot_emitted_at": event.emitted_at,
+        "snapshot_event_id": event.event_id,
+    }
+
+
+def step_columns(event: DossierEvent) -> dict[str, Any]:
+    data = event.data
+    return {
+        "event_id": event.event_id,
+        "dossier_code": event.dossier_code,
+        "step_at": parse_thoi_diem(data["ThoiDiemXuLy"]),
+        "emitted_at": event.emitted_at,
+        "officer": data["NguoiXuLy"],
+        "status": data["TrangThai"],
+        "title": data.get("ChucDanh"),
+        "department": data.get("PhongBanXuLy"),
+        "content": data.get("NoiDungXuLy"),
+        "started_at": optional_thoi_diem(data, "NgayBatDau"),
+        "deadline_at": optional_thoi_diem(data, "NgayKetThucTheoQuyDinh"),
+    }
+
+
+def _newest_per_dossier(events: Iterable[DossierEvent], key: Any) -> dict[str, DossierEvent]:
+    newest: dict[str, DossierEvent] = {}
+    for event in events:
+        current = newest.get(event.dossier_code)
+        if current is None or key(event) > key(current):
+            newest[event.dossier_code] = event
+    return newest
+
+
+async def store_events(
+    connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
+) -> BatchResult:
+    """Apply a batch of checked events; the caller owns the transaction."""
+    result = BatchResult()
+    unique: dict[str, DossierEvent] = {}
+    for event in events:
+        if event.event_id in unique:
+            result.outcomes.setdefault(event.event_id, "duplicate")
+        else:
+            unique[event.event_id] = event
+    if not unique:
+        return result
+
+    new_ids = await _insert_event_log(connection, unique.values(), now=now)
+    for event_id in unique:
+        result.outcomes[event_id] = "stored" if event_id in new_ids else "duplicate"
+    fresh = [unique[event_id] for event_id in unique if event_id in new_ids]
+    snapshots = [event for event in fresh if event.is_snapshot]
+    steps = [event for event in fresh if not event.is_snapshot]
+
+    if snapshots:
+        applied = await _apply_snapshots(connection, snapshots)
+        for event in snapshots:
+            if event.event_id not in applied:
+                result.outcomes[event.event_id] = "stale"
+    if steps:
+        await _apply_steps(connection, steps)
+    result.touched_dossiers = {event.dossier_code for event in fresh}
+    return result
+
+
+async def _insert_event_log(
+    connection: AsyncConnection, events: Iterable[DossierEvent], *, now: datetime
+) -> set[str]:
+    rows = [
+        {
+            "event_id": event.event_id,
+            "type": event.type,
+            "source": event.source,
+            "emitted_at": event.emitted_at,
+            "dossier_code": event.dossier_code,
+            "data": event.data,
+            "ingested_at": now,
+        }
+        for event in events
+    ]
+    statement = (
+        _insert(connection, Event)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(Event.event_id)
+    )
+    returned = await connection.execute(statement, rows)
+    return set(returned.scalars().all())
+
+
+async def _apply_snapshots(
+    connection: AsyncConnection, snapshots: Sequence[DossierEvent]
+) -> set[str]:
+    """Upsert the newest snapshot per dossier unless a newer one is stored; return applied ids."""
+    newest = _newest_per_dossier(snapshots, lambda event: event.order_key)
+    rows = [snapshot_columns(event) for event in newest.values()]
+    statement = _insert(connection, Dossier)
+    excluded = statement.excluded
+    updated = {name: getattr(excluded, name) for name in rows[0] if name != "code"}
+    statement = statement.on_conflict_do_update(
+        index_elements=["code"],
+        set_=updated,
+        where=or_(
+            Dossier.snapshot_emitted_at.is_(None),
+            tuple_(Dossier.snapshot_emitted_at, Dossier.snapshot_event_id)
+            < tuple_(excluded.snapshot_emitted_at, excluded.snapshot_event_id),
+        ),
+    ).returning(Dossier.snapshot_event_id)
+    returned = await connection.execute(statement, rows)
+    return set(returned.scalars().all())
+
+
+def _step_order(table: Any) -> Any:
+    return tuple_(table.latest_step_at, table.latest_step_emitted_at, table.latest_step_event_id)
+
+
+async def _apply_steps(connection: AsyncConnection, steps: Sequence[DossierEvent]) -> None:
+    step_rows = [step_columns(event) for event in steps]
+    await connection.execute(insert(ProgressStep), step_rows)
+
+    def order(row: dict[str, Any]) -> tuple[datetime, datetime, str]:
+        return (row["step_at"], row["emitted_at"], row["event_id"])
+
+    newest: dict[str, dict[str, Any]] = {}
+    for row in step_rows:
+        current = newest.get(row["dossier_code"])
+        if current is None or order(row) > order(current):
+            newest[row["dossier_code"]] = row
+    summary = [
+        {
+            "code": code,
+            "latest_step_at": row["step_at"],
+            "latest_step_emitted_at": row["emitted_at"],
+            "latest_step_event_id": row["event_id"],
+            "responsible": row["officer"],
+        }
+        for code, row in newest.items()
+    ]
+    statement = _insert(connection, Dossier)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["code"],
+        set_={name: getattr(excluded, name) for name in summary[0] if name != "code"},
+        where=or_(
+            Dossier.latest_step_at.is_(None),
+            _step_order(Dossier) < _step_order(excluded),
+        ),
+    )
+    await connection.execute(statement, summary)
+
+
+async def store_dead_letters(
+    connection: AsyncConnection, records: Sequence[DeadLetterRecord], *, now: datetime
+) -> int:
+    """Keep unusable messages; a redelivered one (same topic/partition/offset) is kept once."""
+    if not records:
+        return 0
+    rows = [
+        {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "payload": record.payload,
+            "reason": record.rejection.reason,
+            "detail": record.rejection.detail,
+            "received_at": now,
+        }
+        for record in records
+    ]
+    statement = (
+        _insert(connection, DeadLetter)
+        .on_conflict_do_nothing(index_elements=["topic", "partition", "offset"])
+        .returning(DeadLetter.id)
+    )
+    returned = await connection.execute(statement, rows)
+    return len(returned.scalars().all())
+
+
+async def known_units_of(
+    connection: AsyncConnection, codes: Iterable[str]
+) -> dict[str, str | None]:
+    """The stored ``DonViXuLy`` of each dossier code that doisoat already knows."""
+    wanted = list(set(codes))
+    if not wanted:
+        return {}
+    rows = await connection.execute(
+        select(Dossier.code, Dossier.unit_code).where(Dossier.code.in_(wanted))
+    )
+    return {code: unit for code, unit in rows.all()}

@@ -1,0 +1,337 @@
+"""The seven discrepancy rules of contract §4, as pure functions of facts, desk reports and now.
+
+No I/O and no clock: the reconciler's sweep and the API judge a dossier the same way, and the
+precomputed marks (``due_soon_from``, ``stall_mark``, ``next_change``) let a sweep over a million
+dossiers select only those whose answer can have changed, with an indexed query.
+
+Conventions:
+- every ``since`` and every mark is a UTC instant that depends on the facts alone, never on
+  ``now``, so a finding re-evaluated later is equal to the first one;
+- ``details`` hold no value derived from ``now`` either, for the same reason;
+- findings are sorted by ``kind`` value (alphabetical, as ``ORDER BY kind`` would sort them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from shared.calendar import WorkingCalendar
+from shared.dvcqg import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_ON_APPLICANT, Status
+
+# Datetimes have microsecond resolution (Python and PostgreSQL alike): a condition "strictly
+# after X" first holds at X + 1 µs, which lets every mark be compared with ``now >= mark``.
+TICK = timedelta(microseconds=1)
+
+NOT_RETURNED_STATUSES = OPEN_STATUSES | {Status.FINISHED}
+
+
+class Kind(StrEnum):
+    RETURNED_BUT_OPEN = "RETURNED_BUT_OPEN"
+    TIME_MISMATCH = "TIME_MISMATCH"
+    STATUS_CONFLICT = "STATUS_CONFLICT"
+    NOT_IN_SYSTEM = "NOT_IN_SYSTEM"
+    OVERDUE_NO_APOLOGY = "OVERDUE_NO_APOLOGY"
+    DUE_SOON = "DUE_SOON"
+    STALLED = "STALLED"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class DossierFacts:
+    """What the system says about a dossier (pass ``None`` when doisoat never heard of it)."""
+
+    code: str
+    status: int | None  # None when only progress steps are known
+    due_at: datetime | None  # effective due date (contract §1)
+    finished_at: datetime | None  # NgayKetThucXuLy
+    returned_at: datetime | None  # NgayTra
+    last_activity_at: datetime | None  # newest snapshot emitted_at / step ThoiDiemXuLy
+
+
+@dataclass(frozen=True, slots=True)
+class DeskReport:
+    """What the one-stop desk recorded: the ground truth the system is checked against."""
+
+    report_id: str
+    kind: Literal["returned", "withdrawn"]
+    occurred_at: datetime
+    officer: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    return_grace: timedelta = timedelta(minutes=120)  # wall-clock
+    time_tolerance: timedelta = timedelta(minutes=240)  # wall-clock
+    due_soon_window: timedelta = timedelta(hours=8)  # working time
+    stall_after: timedelta = timedelta(hours=24)  # working time: 3 working days of 8 h
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: Kind
+    severity: Severity
+    since: datetime  # when the condition began (grace expiry, due date, stall mark…)
+    details: dict[str, Any]  # JSON-serialisable
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetimes must be timezone-aware, got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _iso(moment: datetime | None, calendar: WorkingCalendar) -> str | None:
+    """ISO 8601 with the local offset: what an officer reading the details expects."""
+    return None if moment is None else moment.astimezone(calendar.tz).isoformat()
+
+
+def _minutes(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 60, 2)
+
+
+def latest_report(reports: Sequence[DeskReport]) -> DeskReport | None:
+    """The report that counts: latest by (occurred_at, report_id), whatever the list order."""
+    if not reports:
+        return None
+    return max(
+        reports,
+        key=lambda r: (_utc(r.occurred_at), r.report_id, r.kind, r.officer),
+    )
+
+
+def _report_details(report: DeskReport, calendar: WorkingCalendar) -> dict[str, Any]:
+    return {
+        "report_id": report.report_id,
+        "desk_kind": report.kind,
+        "occurred_at": _iso(report.occurred_at, calendar),
+        "officer": report.officer,
+    }
+
+
+def _is_open(facts: DossierFacts | None) -> bool:
+    return facts is not None and facts.status in OPEN_STATUSES
+
+
+# ---- precomputed marks ---------------------------------------------------------------------
+
+
+def due_soon_from(
+    due_at: datetime | None, *, calendar: WorkingCalendar, settings: RuleSettings
+) -> datetime | None:
+    """The earliest moment from which at most ``due_soon_window`` of office time is left.
+
+    That is the end of office time before the point ``window`` back from ``due_at``: when the
+    office closes on Friday with one hour left before a Monday 08:00 deadline, a one-hour window
+    already holds on Friday at 17:00.
+    """
+    if due_at is None:
+        return None
+    back = calendar.add_working_time(_utc(due_at), -settings.due_soon_window)
+    return calendar.previous_office_end(back)
+
+
+def overdue_from(due_at: datetime | None) -> datetime | None:
+    """The first moment strictly after the due date: at ``due_at`` itself it is still on time."""
+    return None if due_at is None else _utc(due_at) + TICK
+
+
+def stall_mark(
+    facts: DossierFacts, *, calendar: WorkingCalendar, settings: RuleSettings
+) -> datetime | None:
+    """The first moment at which more than ``stall_after`` of office time has passed.
+
+    None when the rule cannot apply: not open, waiting on the applicant (that time does not
+    count, and the status has held since ``last_activity_at``), or no activity known.
+    """
+    if (
+        not _is_open(facts)
+        or facts.status in WAITING_ON_APPLICANT
+        or facts.last_activity_at is None
+    ):
+        return None
+    reached = calendar.add_working_time(_utc(facts.last_activity_at), settings.stall_after)
+    # Office time then has to resume: the rule holds from the first instant past that point.
+    return calendar.next_office_moment(reached) + TICK
+
+
+def grace_end(report: DeskReport, settings: RuleSettings) -> datetime:
+    """When the system is expected to have caught up with the desk (wall-clock grace)."""
+    return _utc(report.occurred_at) + settings.return_grace
+
+
+# ---- the rules -----------------------------------------------------------------------------
+
+
+def _desk_rules(
+    facts: DossierFacts | None,
+    report: DeskReport,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> list[Finding]:
+    """RETURNED_BUT_OPEN, NOT_IN_SYSTEM, TIME_MISMATCH, STATUS_CONFLICT."""
+    found: list[Finding] = []
+    grace = grace_end(report, settings)
+    base = _report_details(report, calendar)
+    grace_minutes = _minutes(settings.return_grace)
+    if facts is None:
+        if now >= grace:
+            details = {**base, "grace_minutes": grace_minutes}
+            found.append(Finding(Kind.NOT_IN_SYSTEM, Severity.CRITICAL, grace, details))
+        return found
+
+    status = facts.status
+    system = {
+        "system_status": status,
+        "finished_at": _iso(facts.finished_at, calendar),
+        "returned_at": _iso(facts.returned_at, calendar),
+    }
+    if status in NOT_RETURNED_STATUSES and now >= grace:
+        severity = Severity.WARNING if status == Status.FINISHED else Severity.CRITICAL
+        details = {**base, **system, "grace_minutes": grace_minutes}
+        found.append(Finding(Kind.RETURNED_BUT_OPEN, severity, grace, details))
+
+    if report.kind == "returned" and status == Status.RETURNED:
+        mismatch = _time_mismatch(facts, report, calendar=calendar, settings=settings)
+        if mismatch is not None:
+            found.append(mismatch)
+
+    conflict = (report.kind == "returned" and status in TERMINAL_STATUSES) or (
+        report.kind == "withdrawn" and status == Status.RETURNED
+    )
+    if conflict:
+        since = _utc(report.occurred_at)
+        found.append(Finding(Kind.STATUS_CONFLICT, Severity.WARNING, since, {**base, **system}))
+    return found
+
+
+def _time_mismatch(
+    facts: DossierFacts,
+    report: DeskReport,
+    *,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> Finding | None:
+    """Both agree it was returned, but the system's dates contradict the desk's moment.
+
+    ``since`` is the latest of the moments compared (desk ``occurred_at``, and ``NgayTra`` /
+    ``NgayKetThucXuLy`` when they take part): only once both claims exist is there a mismatch.
+    """
+    occurred = _utc(report.occurred_at)
+    reasons: list[str] = []
+    moments = [occurred]
+    difference: float | None = None
+    if facts.returned_at is not None:
+        returned = _utc(facts.returned_at)
+        difference = _minutes(returned - occurred)
+        if abs(returned - occurred) > settings.time_tolerance:
+            reasons.append("returned_at_differs")
+            moments.append(returned)
+    if facts.finished_at is not None and _utc(facts.finished_at) > occurred:
+        reasons.append("finished_after_desk_return")
+        moments.append(_utc(facts.finished_at))
+    if not reasons:
+        return None
+    details = {
+        **_report_details(report, calendar),
+        "system_status": facts.status,
+        "returned_at": _iso(facts.returned_at, calendar),
+        "finished_at": _iso(facts.finished_at, calendar),
+        "difference_minutes": difference,
+        "tolerance_minutes": _minutes(settings.time_tolerance),
+        "reasons": reasons,
+    }
+    return Finding(Kind.TIME_MISMATCH, Severity.WARNING, max(moments), details)
+
+
+def _time_rules(
+    facts: DossierFacts,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> list[Finding]:
+    """OVERDUE_NO_APOLOGY, DUE_SOON, STALLED, for an open dossier no desk report covers."""
+    found: list[Finding] = []
+    if facts.due_at is not None:
+        due = _utc(facts.due_at)
+        due_details = {"system_status": facts.status, "due_at": _iso(due, calendar)}
+        if now > due:
+            found.append(Finding(Kind.OVERDUE_NO_APOLOGY, Severity.CRITICAL, due, due_details))
+        else:
+            start = due_soon_from(due, calendar=calendar, settings=settings)
+            # Equivalent to working_time_between(now, due) <= window; the mark is exact.
+            if start is not None and now >= start:
+                details = {**due_details, "window_minutes": _minutes(settings.due_soon_window)}
+                found.append(Finding(Kind.DUE_SOON, Severity.INFO, start, details))
+
+    mark = stall_mark(facts, calendar=calendar, settings=settings)
+    if mark is not None and now >= mark:
+        details = {
+            "system_status": facts.status,
+            "last_activity_at": _iso(facts.last_activity_at, calendar),
+            "stall_after_minutes": _minutes(settings.stall_after),
+        }
+        found.append(Finding(Kind.STALLED, Severity.WARNING, mark, details))
+    return found
+
+
+def evaluate(
+    facts: DossierFacts | None,
+    reports: Sequence[DeskReport],
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> list[Finding]:
+    """Every discrepancy the dossier holds at ``now``: at most one per kind, sorted by kind."""
+    now = _utc(now)
+    report = latest_report(reports)
+    if report is not None:
+        # Once the desk has handed it over or taken it back, deadlines and stalls are moot.
+        found = _desk_rules(facts, report, now=now, calendar=calendar, settings=settings)
+    elif facts is not None and _is_open(facts):
+        found = _time_rules(facts, now=now, calendar=calendar, settings=settings)
+    else:
+        found = []
+    return sorted(found, key=lambda finding: finding.kind.value)
+
+
+def next_change(
+    facts: DossierFacts | None,
+    reports: Sequence[DeskReport],
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> datetime | None:
+    """The earliest moment after ``now`` at which ``evaluate`` may answer differently.
+
+    Only time moves here: a grace period expiring, the due-soon window opening, the due date
+    passing, the stall mark. New events or reports call for a fresh evaluation anyway.
+    """
+    now = _utc(now)
+    marks: list[datetime | None] = []
+    report = latest_report(reports)
+    if report is not None:
+        if facts is None or facts.status in NOT_RETURNED_STATUSES:
+            marks.append(grace_end(report, settings))
+    elif facts is not None and _is_open(facts):
+        marks.append(due_soon_from(facts.due_at, calendar=calendar, settings=settings))
+        marks.append(overdue_from(facts.due_at))
+        marks.append(stall_mark(facts, calendar=calendar, settings=settings))
+    future = [mark for mark in marks if mark is not None and mark > now]
+    return min(future, default=None)

@@ -1,0 +1,62 @@
+"""The unit directory as a graph: who answers for a code, and which codes a key's units cover.
+
+Edges go from a unit to its ``parent_code`` (any depth: province → commune or department) and to
+``replaced_by`` (the unit that took it over in a merger). A key for unit U covers code C when U
+is reachable from C: C itself, its ancestors, the units that replaced it, and their ancestors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.models import Unit
+
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    parents: Mapping[str, str | None] = field(default_factory=dict)
+    replacements: Mapping[str, str | None] = field(default_factory=dict)
+
+    def answering_unit(self, code: str | None) -> str | None:
+        """Follow ``replaced_by`` to the unit that answers for ``code`` today."""
+        seen: set[str] = set()
+        while code is not None and code not in seen and len(seen) < MAX_DEPTH:
+            seen.add(code)
+            successor = self.replacements.get(code)
+            if successor is None:
+                return code
+            code = successor
+        return code
+
+    def reachable(self, code: str) -> set[str]:
+        """``code`` and every unit above it through parents and replacements."""
+        found: set[str] = set()
+        frontier = [code]
+        while frontier and len(found) < MAX_DEPTH * 4:
+            current = frontier.pop()
+            if current in found:
+                continue
+            found.add(current)
+            for successor in (self.parents.get(current), self.replacements.get(current)):
+                if successor is not None and successor not in found:
+                    frontier.append(successor)
+        return found
+
+    def covers(self, key_units: Iterable[str], code: str | None) -> bool:
+        if code is None:
+            return False
+        return not self.reachable(code).isdisjoint(key_units)
+
+
+async def load_directory(connection: AsyncConnection) -> Directory:
+    rows = (await connection.execute(select(Unit.code, Unit.parent_code, Unit.replaced_by))).all()
+    return Directory(
+        parents={code: parent for code, parent, _ in rows},
+        replacements={code: successor for code, _, successor in rows},
+    )

@@ -1,0 +1,122 @@
+"""Facts about DVCQG payloads (``DongBoHoSoMC`` / ``CapNhatTienDoHoSoMC``): codes, dates, due dates.
+
+Pure functions, no I/O: used by ingest when writing and by the reconciler when judging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from shared.clock import VN_TZ
+
+THOI_DIEM_FORMAT = "%Y%m%d%H%M%S"
+
+
+class Status(IntEnum):
+    """``TrangThaiHoSo``, the DVCQG dossier status codes."""
+
+    SUBMITTED = 1  # Mới đăng ký
+    RECEIVED = 2  # Được tiếp nhận
+    REFUSED = 3  # Không được tiếp nhận
+    PROCESSING = 4  # Đang xử lý
+    AWAITING_DOCUMENTS = 5  # Yêu cầu bổ sung giấy tờ
+    AWAITING_PAYMENT = 6  # Yêu cầu thực hiện nghĩa vụ tài chính
+    WITHDRAWN = 7  # Công dân yêu cầu rút hồ sơ
+    STOPPED = 8  # Dừng xử lý
+    FINISHED = 9  # Đã xử lý xong
+    RETURNED = 10  # Đã trả kết quả
+
+
+OPEN_STATUSES = frozenset({1, 2, 4, 5, 6})
+WAITING_ON_APPLICANT = frozenset({5, 6})
+TERMINAL_STATUSES = frozenset({3, 7, 8})
+
+STATUS_NAMES_VI = {
+    1: "Mới đăng ký",
+    2: "Được tiếp nhận",
+    3: "Không được tiếp nhận",
+    4: "Đang xử lý",
+    5: "Yêu cầu bổ sung giấy tờ",
+    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    7: "Công dân yêu cầu rút hồ sơ",
+    8: "Dừng xử lý",
+    9: "Đã xử lý xong",
+    10: "Đã trả kết quả",
+}
+
+SNAPSHOT_DATE_FIELDS = (
+    "NgayNopHoSo",
+    "NgayTiepNhan",
+    "NgayHenTra",
+    "NgayKetThucXuLy",
+    "NgayTra",
+    "NgayTuChoi",
+)
+STEP_DATE_FIELDS = ("ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh")
+RESCHEDULE_LISTS = ("DanhSachHoSoBoSung", "DanhSachXinLoi")
+RESCHEDULE_DATE_FIELDS = ("NgayYeuCau", "NgayHenTraTruoc", "NgayHenTraMoi", "NgayHoanThanhBoSung")
+
+
+def parse_thoi_diem(value: str) -> datetime:
+    """``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh → aware datetime. Raises ValueError if impossible."""
+    if len(value) != 14 or not value.isdigit():
+        raise ValueError(f"{value!r} is not yyyyMMddHHmmss")
+    return datetime.strptime(value, THOI_DIEM_FORMAT).replace(tzinfo=VN_TZ)
+
+
+def format_thoi_diem(moment: datetime) -> str:
+    """Aware datetime → ``yyyyMMddHHmmss`` in Asia/Ho_Chi_Minh."""
+    return moment.astimezone(VN_TZ).strftime(THOI_DIEM_FORMAT)
+
+
+def optional_thoi_diem(payload: Mapping[str, Any], field: str) -> datetime | None:
+    value = payload.get(field)
+    return parse_thoi_diem(value) if isinstance(value, str) else None
+
+
+def invalid_dates(payload: Mapping[str, Any], fields: Iterable[str]) -> list[str]:
+    """Names of date fields (also inside reschedule lists) that are not real moments."""
+    bad: list[str] = []
+
+    def check(container: Mapping[str, Any], names: Iterable[str], prefix: str) -> None:
+        for name in names:
+            value = container.get(name)
+            if isinstance(value, str):
+                try:
+                    parse_thoi_diem(value)
+                except ValueError:
+                    bad.append(prefix + name)
+
+    check(payload, fields, "")
+    for list_name in RESCHEDULE_LISTS:
+        entries = payload.get(list_name)
+        if isinstance(entries, list):
+            for index, entry in enumerate(entries):
+                if isinstance(entry, Mapping):
+                    check(entry, RESCHEDULE_DATE_FIELDS, f"{list_name}[{index}].")
+    return bad
+
+
+def effective_due_at(snapshot: Mapping[str, Any]) -> datetime | None:
+    """Contract §1: the latest reschedule's ``NgayHenTraMoi`` (by ``NgayYeuCau``), else ``NgayHenTra``.
+
+    Supplement requests and apology letters both move the date; ties on ``NgayYeuCau`` go to
+    the later new date, so the answer never depends on list order.
+    """
+    latest: tuple[str, str] | None = None
+    for list_name in RESCHEDULE_LISTS:
+        for entry in snapshot.get(list_name) or ():
+            candidate = (entry["NgayYeuCau"], entry["NgayHenTraMoi"])
+            if latest is None or candidate > latest:
+                latest = candidate
+    if latest is not None:
+        return parse_thoi_diem(latest[1])
+    return optional_thoi_diem(snapshot, "NgayHenTra")
+
+
+def agency_of_dossier_code(code: str) -> str:
+    """The agency prefix of a dossier code ``{agency}-{yyMMdd}-{NNNN}`` (best effort)."""
+    return code.split("-", 1)[0]

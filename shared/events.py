@@ -1,0 +1,157 @@
+"""The inbound event envelope (contract §1): bytes or JSON in, a checked event or a rejection out.
+
+Pure and total: whatever the input, the answer is a :class:`DossierEvent` or a
+:class:`Rejection` with a short reason code — never an exception. That is what lets the Kafka
+consumer turn every bad message into a dead letter and carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+import fastjsonschema
+import orjson
+
+from shared.dvcqg import SNAPSHOT_DATE_FIELDS, STEP_DATE_FIELDS, invalid_dates
+
+MAX_MESSAGE_BYTES: Final = 1024 * 1024
+SNAPSHOT: Final = "dossier.snapshot"
+PROGRESS: Final = "dossier.progress"
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+class Reason:
+    """Reason codes of a rejected message (dead letter or refused HTTP item)."""
+
+    EMPTY: Final = "empty"
+    TOO_LARGE: Final = "too_large"
+    INVALID_UTF8: Final = "invalid_utf8"
+    INVALID_JSON: Final = "invalid_json"
+    SCHEMA: Final = "schema"
+    INVALID_EMITTED_AT: Final = "invalid_emitted_at"
+    INVALID_DATE: Final = "invalid_date"
+    KEY_MISMATCH: Final = "key_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class DossierEvent:
+    """A schema-valid envelope with its moments parsed."""
+
+    event_id: str
+    type: str
+    source: str
+    emitted_at: datetime
+    dossier_code: str
+    data: dict[str, Any]
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.type == SNAPSHOT
+
+    @property
+    def order_key(self) -> tuple[datetime, str]:
+        """Snapshots compete by (``emitted_at``, ``event_id``): the greatest is the state."""
+        return (self.emitted_at, self.event_id)
+
+
+@cache
+def _validator() -> Any:
+    schema_text = resources.files("shared.contracts").joinpath("dossier-event.schema.json")
+    return fastjsonschema.compile(json.loads(schema_text.read_text(encoding="utf-8")))
+
+
+def parse_rfc3339(value: str) -> datetime | None:
+    """RFC 3339 with a mandatory offset → aware UTC datetime, else None."""
+    if not _RFC3339.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("t", "T").replace("z", "Z")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _schema_message(message: str) -> str:
+    """fastjsonschema calls the document ``data``; so does the envelope field: say ``envelope``."""
+    if message.startswith("data.") or message.startswith("data "):
+        message = "envelope" + message[4:]
+    return message[:500]
+
+
+def parse_envelope(document: Any) -> DossierEvent | Rejection:
+    """Check one decoded JSON envelope against the contract."""
+    emitted_text = document.get("emitted_at") if isinstance(document, dict) else None
+    if isinstance(emitted_text, str) and parse_rfc3339(emitted_text) is None:
+        return Rejection(
+            Reason.INVALID_EMITTED_AT,
+            f"emitted_at {emitted_text[:64]!r} is not RFC 3339 with an offset",
+        )
+    try:
+        _validator()(document)
+    except fastjsonschema.JsonSchemaValueException as error:
+        return Rejection(Reason.SCHEMA, _schema_message(error.message))
+    except Exception as error:  # the compiled validator on pathological input
+        return Rejection(Reason.SCHEMA, f"{type(error).__name__}: {error}"[:500])
+    emitted_at = parse_rfc3339(document["emitted_at"])
+    if emitted_at is None:  # the schema's own date-time check is laxer in some validators
+        return Rejection(Reason.INVALID_EMITTED_AT, "emitted_at is not RFC 3339")
+    data = document["data"]
+    fields = SNAPSHOT_DATE_FIELDS if document["type"] == SNAPSHOT else STEP_DATE_FIELDS
+    bad = invalid_dates(data, fields)
+    if bad:
+        return Rejection(Reason.INVALID_DATE, "not a real yyyyMMddHHmmss moment: " + ", ".join(bad))
+    return DossierEvent(
+        event_id=document["event_id"],
+        type=document["type"],
+        source=document["source"],
+        emitted_at=emitted_at,
+        dossier_code=data["MaHoSo"],
+        data=data,
+    )
+
+
+def parse_message(
+    value: bytes | None, key: bytes | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES
+) -> DossierEvent | Rejection:
+    """Check one Kafka message: size, encoding, JSON, schema, and that its key is its MaHoSo.
+
+    A message without a key is accepted (ordering does not matter to us); a key that names
+    another dossier is refused, since it means the producer mixed up its records.
+    """
+    if not value:
+        return Rejection(Reason.EMPTY, "empty message")
+    if len(value) > max_bytes:
+        return Rejection(Reason.TOO_LARGE, f"{len(value)} bytes, limit {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection(Reason.INVALID_UTF8, str(error)[:500])
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return Rejection(Reason.INVALID_JSON, str(error)[:500])
+    parsed = parse_envelope(document)
+    if isinstance(parsed, Rejection) or key is None:
+        return parsed
+    key_text = key.decode("utf-8", errors="replace")
+    if key_text != parsed.dossier_code:
+        return Rejection(
+            Reason.KEY_MISMATCH,
+            f"message key {key_text[:64]!r} differs from MaHoSo {parsed.dossier_code!r}",
+        )
+    return parsed
