@@ -101,7 +101,7 @@ def invalid_dates(payload: Mapping[str, Any], fields: Iterable[str]) -> list[str
 
 
 def effective_due_at(snapshot: Mapping[str, Any]) -> datetime | None:
-    """Contract §1: the latest reschedule's ``NgayHenTraMoi`` (by ``NgayYeuCau``), else ``NgayHenTra``.
+    """Contract §1: the latest reschedule's new date (by ``NgayYeuCau``), else ``NgayHenTra``.
 
     Supplement requests and apology letters both move the date; ties on ``NgayYeuCau`` go to
     the later new date, so the answer never depends on list order.
