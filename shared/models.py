@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -112,3 +113,101 @@ class Unit(Base):
     parent_code: Mapped[str | None] = mapped_column(String(64), index=True)
     replaced_by: Mapped[str | None] = mapped_column(String(64), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Officer(Base):
+    """Who is told: handlers, desk officers and leaders of a unit (contract §3)."""
+
+    __tablename__ = "officers"
+
+    account: Mapped[str] = mapped_column(String(128), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(256))
+    unit_code: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    zalo_user_id: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FieldReport(Base):
+    """What the one-stop desk recorded: the ground truth the system is checked against."""
+
+    __tablename__ = "field_reports"
+
+    report_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    officer: Mapped[str] = mapped_column(String(128))
+    unit_code: Mapped[str] = mapped_column(String(64), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconcileSchedule(Base):
+    """When each dossier must next be judged: now after new facts, later when time alone matters.
+
+    Ingest and field reports set ``check_at`` to their commit time in the same transaction; the
+    reconciler claims due rows with ``FOR UPDATE SKIP LOCKED`` and sets the next moment at which
+    a rule may change its answer (grace expiry, due-soon mark, due date, stall mark), or deletes
+    the row when none will. That makes the periodic sweep one indexed query.
+    """
+
+    __tablename__ = "reconcile_schedule"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    check_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Discrepancy(Base):
+    """One finding about one dossier, from opened to resolved (contract §4)."""
+
+    __tablename__ = "discrepancies"
+    __table_args__ = (
+        Index(
+            "uq_discrepancies_unresolved",
+            "dossier_code",
+            "kind",
+            unique=True,
+            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text("status <> 'resolved'"),
+        ),
+        Index(None, "status", "kind"),
+        Index(None, "unit_code", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    unit_code: Mapped[str | None] = mapped_column(String(64))
+    responsible: Mapped[str | None] = mapped_column(String(128))
+    reporter: Mapped[str | None] = mapped_column(String(128))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DiscrepancyHistory(Base):
+    """Every change of a discrepancy: opened, severity changed, acknowledged, resolved."""
+
+    __tablename__ = "discrepancy_history"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    discrepancy_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("discrepancies.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)

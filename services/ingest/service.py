@@ -20,6 +20,7 @@ from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reconciler import schedule
 from shared.dvcqg import effective_due_at, optional_thoi_diem, parse_thoi_diem
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
@@ -132,6 +133,7 @@ async def store_events(
     if steps:
         await _apply_steps(connection, steps)
     result.touched_dossiers = {event.dossier_code for event in fresh}
+    await schedule.mark_for_reconcile(connection, result.touched_dossiers, at=now)
     return result
 
 

@@ -1,0 +1,32 @@
+"""The reconcile schedule: mark dossiers to be judged again, in the writer's own transaction.
+
+Writing the mark in the same transaction as the facts is what makes "reconcile right after each
+batch" crash-proof: if the facts are committed, so is the mark; the reconciler picks it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.models import ReconcileSchedule
+
+
+async def mark_for_reconcile(
+    connection: AsyncConnection, codes: Iterable[str], *, at: datetime
+) -> None:
+    """Ask for ``codes`` to be judged at ``at`` (or earlier, if already asked for earlier)."""
+    rows = [{"dossier_code": code, "check_at": at} for code in sorted(set(codes))]
+    if not rows:
+        return
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(ReconcileSchedule)
+    statement = statement.on_conflict_do_update(
+        index_elements=["dossier_code"],
+        set_={"check_at": statement.excluded.check_at},
+        where=ReconcileSchedule.check_at > statement.excluded.check_at,
+    )
+    await connection.execute(statement, rows)
