@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import Worker, create_app
 from services.ingest.config import IngestSettings
+from services.ingest.consumer import KafkaIngestor
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.worker import Reconciler
 from shared import migrate as migrations
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings
@@ -72,6 +75,7 @@ def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: 
                 )
             built = workers(engine)
             readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
+            wake = next((w.wake for w in built if isinstance(w, Reconciler)), None)
             application = create_app(
                 settings,
                 engine=engine,
@@ -79,6 +83,7 @@ def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: 
                 workers=built,
                 serve_api=serve_api,
                 readiness=readiness,
+                on_new_facts=wake or (lambda: None),
             )
             config = uvicorn.Config(
                 application,
@@ -103,13 +108,27 @@ def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: 
     asyncio.run(main())
 
 
-def _ingest_workers(settings: IngestSettings) -> WorkerFactory:
-    from services.ingest.consumer import KafkaIngestor
+def _workers(
+    ingest_settings: IngestSettings | None, reconciler_settings: ReconcilerSettings | None
+) -> WorkerFactory:
+    """The background loops of a process; in one process, new facts wake the reconciler."""
 
     def build(engine: AsyncEngine) -> list[Worker]:
-        if not settings.kafka_enabled:
-            return []
-        return [KafkaIngestor(settings, engine, system_clock)]
+        built: list[Worker] = []
+        reconciler = None
+        if reconciler_settings is not None:
+            reconciler = Reconciler(reconciler_settings, engine, system_clock)
+            built.append(reconciler)
+        if ingest_settings is not None and ingest_settings.kafka_enabled:
+            built.append(
+                KafkaIngestor(
+                    ingest_settings,
+                    engine,
+                    system_clock,
+                    on_committed=reconciler.wake if reconciler else None,
+                )
+            )
+        return built
 
     return build
 
@@ -125,8 +144,9 @@ def migrate() -> None:
 def run() -> None:
     """Chạy tất cả trong một tiến trình (mặc định nhúng: SQLite, HTTP cổng 8000)."""
     settings = _settings(IngestSettings)
+    reconciler_settings = _settings(ReconcilerSettings)
     _migrate(settings.database_url)
-    _serve(settings, _ingest_workers(settings), serve_api=True)
+    _serve(settings, _workers(settings, reconciler_settings), serve_api=True)
 
 
 @app.command()
@@ -145,7 +165,14 @@ def ingest() -> None:
             "chưa đặt DOISOAT_KAFKA_BOOTSTRAP_SERVERS / set DOISOAT_KAFKA_BOOTSTRAP_SERVERS "
             "to consume Kafka"
         )
-    _serve(settings, _ingest_workers(settings), serve_api=False)
+    _serve(settings, _workers(settings, None), serve_api=False)
+
+
+@app.command()
+def reconciler() -> None:
+    """Chỉ chạy bộ đối soát (quét định kỳ và đối soát hồ sơ mới thay đổi)."""
+    settings = _settings(ReconcilerSettings)
+    _serve(settings, _workers(None, settings), serve_api=False)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,42 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=BATCH_BUCKETS,
 )
+
+DISCREPANCIES_OPEN = Gauge(
+    "doisoat_discrepancies_active",
+    "Unresolved (open or acknowledged) discrepancies by kind and severity, refreshed each sweep.",
+    ["kind", "severity"],
+)
+DISCREPANCIES_OPENED = Counter(
+    "doisoat_discrepancies_opened_total",
+    "Discrepancies opened, by kind and severity.",
+    ["kind", "severity"],
+)
+DISCREPANCIES_RESOLVED = Counter(
+    "doisoat_discrepancies_resolved_total",
+    "Discrepancies resolved automatically because their condition cleared, by kind.",
+    ["kind"],
+)
+RECONCILE_DOSSIERS = Counter(
+    "doisoat_reconcile_dossiers_total",
+    "Dossiers judged by the reconciler.",
+)
+RECONCILE_CHUNK_SECONDS = Histogram(
+    "doisoat_reconcile_chunk_duration_seconds",
+    "Time to judge one chunk of due dossiers (load, rules, writes, commit).",
+    buckets=BATCH_BUCKETS,
+)
+RECONCILE_SWEEP_SECONDS = Histogram(
+    "doisoat_reconcile_sweep_duration_seconds",
+    "Time of one sweep: every dossier due for judgement at its start, in chunks.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+RECONCILE_LAST_SWEEP = Gauge(
+    "doisoat_reconcile_last_sweep_timestamp_seconds",
+    "Unix time at which the last sweep completed.",
+)
+REPORT_TO_DISCREPANCY_SECONDS = Histogram(
+    "doisoat_report_to_discrepancy_seconds",
+    "Time from a field report being recorded to the discrepancy it caused being opened.",
+    buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400),
+)

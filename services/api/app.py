@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api import dossiers, ops
 from services.ingest import router as ingest_router
+from services.reconciler import router as reconciler_router
 from shared import metrics
 from shared.auth import KeyRing
 from shared.clock import Clock, system_clock
@@ -50,7 +51,10 @@ def create_app(
     workers: Sequence[Worker] = (),
     serve_api: bool = True,
     readiness: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
+    on_new_facts: Callable[[], None] = lambda: None,
 ) -> FastAPI:
+    """Build the app; ``on_new_facts`` is called after a request commits events or reports."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(worker.run(), name=worker.name) for worker in workers]
@@ -78,6 +82,7 @@ def create_app(
     app.state.engine = engine
     app.state.clock = clock
     app.state.key_ring = KeyRing(settings.api_keys)
+    app.state.on_new_facts = on_new_facts
     app.state.readiness_checks = {
         "database": lambda: database_reachable(engine),
         **(readiness or {}),
@@ -86,6 +91,7 @@ def create_app(
     if serve_api:
         app.include_router(ingest_router.router)
         app.include_router(dossiers.router)
+        app.include_router(reconciler_router.router)
     app.middleware("http")(_measure)
     app.exception_handler(Exception)(_unexpected_error)
     return app

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -56,8 +56,16 @@ class KafkaIngestor:
 
     name = "ingest"
 
-    def __init__(self, settings: IngestSettings, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        on_committed: Callable[[], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._on_committed = on_committed
         self._engine = engine
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -178,6 +186,8 @@ class KafkaIngestor:
         async with unit_of_work(self._engine, "ingest_batch") as connection:
             result = await service.store_events(connection, events, now=now)
             await service.store_dead_letters(connection, dead, now=now)
+        if self._on_committed is not None and result.touched_dossiers:
+            self._on_committed()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await consumer.commit(offsets)

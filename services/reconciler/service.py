@@ -1,0 +1,377 @@
+"""Judging dossiers in the database: claim due work, apply the rules, write what changed.
+
+One call of :func:`reconcile` is one chunk of dossiers in the caller's transaction: their facts,
+desk reports and unresolved discrepancies are loaded with one query each, the pure rules decide,
+and the differences are written set-based (open, update severity in place, resolve), each with a
+history row, before the schedule says when each dossier must be judged again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reconciler import rules
+from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
+from shared.calendar import WorkingCalendar
+from shared.db import UTCDateTime
+from shared.dvcqg import STATUS_NAMES_VI, agency_of_dossier_code
+from shared.models import (
+    Discrepancy,
+    DiscrepancyHistory,
+    Dossier,
+    FieldReport,
+    ReconcileSchedule,
+)
+
+UNRESOLVED = ("open", "acknowledged")
+Action = Literal["opened", "severity_changed", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing that happened to a discrepancy (what alerts are written from)."""
+
+    discrepancy_id: int
+    dossier_code: str
+    kind: str
+    severity: str
+    action: Action
+    unit_code: str | None
+    report_received_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    evaluated: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    desk: DeskReport
+    unit_code: str
+    received_at: datetime
+
+
+async def claim_due(connection: AsyncConnection, *, now: datetime, limit: int) -> list[str]:
+    """Dossiers whose check is due, locked for this transaction; others' locked rows skipped."""
+    rows = await connection.execute(
+        select(ReconcileSchedule.dossier_code)
+        .where(ReconcileSchedule.check_at <= now)
+        .order_by(ReconcileSchedule.check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.scalars().all())
+
+
+async def reschedule_all(connection: AsyncConnection, *, now: datetime) -> None:
+    """Ask for every known dossier to be judged again (after thresholds or office hours change)."""
+    await connection.execute(delete(ReconcileSchedule))
+    codes = select(Dossier.code).union(select(FieldReport.dossier_code)).subquery()
+    await connection.execute(
+        insert(ReconcileSchedule).from_select(
+            ["dossier_code", "check_at"], select(codes.c[0], _literal_time(now))
+        )
+    )
+
+
+def _literal_time(now: datetime) -> Any:
+    return literal(now, UTCDateTime())
+
+
+def facts_of(row: Any) -> DossierFacts:
+    activity = [moment for moment in (row.snapshot_emitted_at, row.latest_step_at) if moment]
+    return DossierFacts(
+        code=row.code,
+        status=row.status,
+        due_at=row.due_at,
+        finished_at=row.finished_at,
+        returned_at=row.returned_at,
+        last_activity_at=max(activity, default=None),
+    )
+
+
+async def _load(
+    connection: AsyncConnection, codes: Collection[str]
+) -> tuple[dict[str, Any], dict[str, list[_Report]], dict[str, dict[str, Any]]]:
+    dossiers = {
+        row.code: row
+        for row in (await connection.execute(select(Dossier).where(Dossier.code.in_(codes)))).all()
+    }
+    reports: dict[str, list[_Report]] = defaultdict(list)
+    for row in (
+        await connection.execute(select(FieldReport).where(FieldReport.dossier_code.in_(codes)))
+    ).all():
+        desk = DeskReport(row.report_id, row.kind, row.occurred_at, row.officer)
+        reports[row.dossier_code].append(_Report(desk, row.unit_code, row.received_at))
+    unresolved: dict[str, dict[str, Any]] = defaultdict(dict)
+    for row in (
+        await connection.execute(
+            select(Discrepancy).where(
+                Discrepancy.dossier_code.in_(codes), Discrepancy.status.in_(UNRESOLVED)
+            )
+        )
+    ).all():
+        unresolved[row.dossier_code][row.kind] = row
+    return dossiers, reports, unresolved
+
+
+def _resolution(dossier: Any) -> str:
+    if dossier is None or dossier.status is None:
+        return "Tự động đóng: điều kiện không còn đúng."
+    status = f"{dossier.status} ({STATUS_NAMES_VI.get(dossier.status, '?')})"
+    return f"Tự động đóng: điều kiện không còn đúng; trạng thái trên hệ thống: {status}."
+
+
+async def reconcile(
+    connection: AsyncConnection,
+    codes: Sequence[str],
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> Outcome:
+    """Judge ``codes`` at ``now`` and write the differences; the caller owns the transaction."""
+    outcome = Outcome(evaluated=len(codes))
+    if not codes:
+        return outcome
+    dossiers, reports, unresolved = await _load(connection, codes)
+    to_open: list[tuple[str, Finding, dict[str, Any]]] = []
+    to_update: list[tuple[Any, Finding]] = []
+    to_resolve: list[tuple[Any, str]] = []
+    next_checks: dict[str, datetime | None] = {}
+
+    for code in codes:
+        row = dossiers.get(code)
+        facts = facts_of(row) if row is not None else None
+        desk_reports = [report.desk for report in reports.get(code, ())]
+        findings = rules.evaluate(
+            facts, desk_reports, now=now, calendar=calendar, settings=settings
+        )
+        current = unresolved.get(code, {})
+        latest = _latest(reports.get(code, ()))
+        for finding in findings:
+            existing = current.get(finding.kind.value)
+            if existing is None:
+                to_open.append((code, finding, _context(code, row, latest)))
+            elif existing.severity != finding.severity.value or existing.details != finding.details:
+                to_update.append((existing, finding))
+        found_kinds = {finding.kind.value for finding in findings}
+        to_resolve.extend(
+            (existing, _resolution(row))
+            for kind, existing in current.items()
+            if kind not in found_kinds
+        )
+        next_checks[code] = rules.next_change(
+            facts, desk_reports, now=now, calendar=calendar, settings=settings
+        )
+
+    outcome.changes.extend(await _open(connection, to_open, now=now))
+    outcome.changes.extend(await _update(connection, to_update, now=now))
+    outcome.changes.extend(await _resolve(connection, to_resolve, now=now))
+    await _schedule(connection, next_checks)
+    return outcome
+
+
+def _latest(reports: Sequence[_Report]) -> _Report | None:
+    latest = rules.latest_report([report.desk for report in reports])
+    return next((report for report in reports if report.desk is latest), None)
+
+
+def _context(code: str, dossier: Any, report: _Report | None) -> dict[str, Any]:
+    unit = dossier.unit_code if dossier is not None else None
+    if unit is None and report is not None:
+        unit = report.unit_code
+    return {
+        "unit_code": unit or agency_of_dossier_code(code),
+        "responsible": dossier.responsible if dossier is not None else None,
+        "reporter": report.desk.officer if report is not None else None,
+        "report_received_at": report.received_at if report is not None else None,
+    }
+
+
+async def _open(
+    connection: AsyncConnection,
+    to_open: Sequence[tuple[str, Finding, dict[str, Any]]],
+    *,
+    now: datetime,
+) -> list[Change]:
+    if not to_open:
+        return []
+    rows = [
+        {
+            "dossier_code": code,
+            "kind": finding.kind.value,
+            "severity": finding.severity.value,
+            "status": "open",
+            "unit_code": context["unit_code"],
+            "responsible": context["responsible"],
+            "reporter": context["reporter"],
+            "since": finding.since,
+            "opened_at": now,
+            "details": finding.details,
+            "updated_at": now,
+        }
+        for code, finding, context in to_open
+    ]
+    returned = await connection.execute(
+        insert(Discrepancy).returning(
+            Discrepancy.id, Discrepancy.dossier_code, Discrepancy.kind, sort_by_parameter_order=True
+        ),
+        rows,
+    )
+    ids = [row.id for row in returned.all()]
+    await _history(
+        connection,
+        [(ident, "opened", row["severity"], None) for ident, row in zip(ids, rows, strict=True)],
+        now=now,
+    )
+    return [
+        Change(
+            ident,
+            code,
+            finding.kind.value,
+            finding.severity.value,
+            "opened",
+            context["unit_code"],
+            context["report_received_at"],
+        )
+        for ident, (code, finding, context) in zip(ids, to_open, strict=True)
+    ]
+
+
+async def _update(
+    connection: AsyncConnection, to_update: Sequence[tuple[Any, Finding]], *, now: datetime
+) -> list[Change]:
+    if not to_update:
+        return []
+    await connection.execute(
+        update(Discrepancy)
+        .where(Discrepancy.id == bindparam("row_id"))
+        .values(
+            severity=bindparam("new_severity"),
+            details=bindparam("new_details", type_=Discrepancy.__table__.c.details.type),
+            since=bindparam("new_since", type_=UTCDateTime()),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        ),
+        [
+            {
+                "row_id": existing.id,
+                "new_severity": finding.severity.value,
+                "new_details": finding.details,
+                "new_since": finding.since,
+                "now": now,
+            }
+            for existing, finding in to_update
+        ],
+    )
+    changes: list[Change] = []
+    history: list[tuple[int, str, str | None, str | None]] = []
+    for existing, finding in to_update:
+        if existing.severity != finding.severity.value:
+            history.append((existing.id, "severity_changed", finding.severity.value, None))
+            changes.append(
+                Change(
+                    existing.id,
+                    existing.dossier_code,
+                    existing.kind,
+                    finding.severity.value,
+                    "severity_changed",
+                    existing.unit_code,
+                )
+            )
+    await _history(connection, history, now=now)
+    return changes
+
+
+async def _resolve(
+    connection: AsyncConnection, to_resolve: Sequence[tuple[Any, str]], *, now: datetime
+) -> list[Change]:
+    if not to_resolve:
+        return []
+    await connection.execute(
+        update(Discrepancy)
+        .where(Discrepancy.id == bindparam("row_id"))
+        .values(
+            status="resolved",
+            resolved_at=bindparam("now", type_=UTCDateTime()),
+            resolution=bindparam("reason"),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        ),
+        [{"row_id": existing.id, "reason": reason, "now": now} for existing, reason in to_resolve],
+    )
+    await _history(
+        connection,
+        [(existing.id, "resolved", existing.severity, reason) for existing, reason in to_resolve],
+        now=now,
+    )
+    return [
+        Change(
+            existing.id,
+            existing.dossier_code,
+            existing.kind,
+            existing.severity,
+            "resolved",
+            existing.unit_code,
+        )
+        for existing, _ in to_resolve
+    ]
+
+
+async def _history(
+    connection: AsyncConnection,
+    entries: Sequence[tuple[int, str, str | None, str | None]],
+    *,
+    now: datetime,
+    actor: str | None = None,
+) -> None:
+    if not entries:
+        return
+    await connection.execute(
+        insert(DiscrepancyHistory),
+        [
+            {
+                "discrepancy_id": ident,
+                "at": now,
+                "action": action,
+                "actor": actor,
+                "severity": severity,
+                "note": note,
+            }
+            for ident, action, severity, note in entries
+        ],
+    )
+
+
+async def _schedule(connection: AsyncConnection, next_checks: dict[str, datetime | None]) -> None:
+    done = [code for code, moment in next_checks.items() if moment is None]
+    later = [
+        {"dossier_code": code, "check_at": moment}
+        for code, moment in next_checks.items()
+        if moment is not None
+    ]
+    if done:
+        await connection.execute(
+            delete(ReconcileSchedule).where(ReconcileSchedule.dossier_code.in_(done))
+        )
+    if later:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(ReconcileSchedule)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["dossier_code"], set_={"check_at": statement.excluded.check_at}
+            ),
+            later,
+        )

@@ -1,0 +1,126 @@
+"""The reconciler loop: drain due dossiers in chunks, and refresh the gauges every sweep interval.
+
+Several loops may run side by side (processes or machines): each chunk is claimed with
+``FOR UPDATE SKIP LOCKED``, so no dossier is judged by two at once, and the partial unique index
+on unresolved (dossier, kind) is the last line of defence against doubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.reconciler import service
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.rules import Kind, Severity
+from shared import metrics
+from shared.clock import Clock
+from shared.db import unit_of_work
+from shared.models import Discrepancy
+
+log = logging.getLogger("doisoat.reconciler")
+
+
+class Reconciler:
+    name = "reconciler"
+
+    def __init__(self, settings: ReconcilerSettings, engine: AsyncEngine, clock: Clock) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._clock = clock
+        self.calendar = settings.calendar()
+        self.rule_settings = settings.rule_settings(self.calendar)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._last_sweep = 0.0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Ask for a pass now (new facts were committed in this process)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.drain()
+                if time.monotonic() - self._last_sweep >= self._settings.sweep_interval_seconds:
+                    await self.refresh_gauges()
+                    self._last_sweep = time.monotonic()
+                    metrics.RECONCILE_LAST_SWEEP.set(time.time())
+            except Exception:
+                log.exception("reconcile pass failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=self._settings.reconcile_poll_seconds
+                )
+
+    async def drain(self) -> int:
+        """Judge every dossier due now, chunk by chunk; returns how many were judged."""
+        started = time.perf_counter()
+        judged = 0
+        while not self._stopping.is_set():
+            count = await self.reconcile_chunk()
+            judged += count
+            if count == 0:
+                break
+        if judged:
+            metrics.RECONCILE_SWEEP_SECONDS.observe(time.perf_counter() - started)
+            log.info("reconciled", extra={"dossiers": judged})
+        return judged
+
+    async def reconcile_chunk(self) -> int:
+        started = time.perf_counter()
+        now = self._clock()
+        async with unit_of_work(self._engine, "reconcile") as connection:
+            codes = await service.claim_due(
+                connection, now=now, limit=self._settings.reconcile_chunk_size
+            )
+            if not codes:
+                return 0
+            outcome = await service.reconcile(
+                connection, codes, now=now, calendar=self.calendar, settings=self.rule_settings
+            )
+        metrics.RECONCILE_DOSSIERS.inc(outcome.evaluated)
+        metrics.RECONCILE_CHUNK_SECONDS.observe(time.perf_counter() - started)
+        for change in outcome.changes:
+            if change.action == "opened":
+                metrics.DISCREPANCIES_OPENED.labels(change.kind, change.severity).inc()
+                if change.report_received_at is not None:
+                    metrics.REPORT_TO_DISCREPANCY_SECONDS.observe(
+                        max((now - change.report_received_at).total_seconds(), 0)
+                    )
+            elif change.action == "resolved":
+                metrics.DISCREPANCIES_RESOLVED.labels(change.kind).inc()
+            log.info(
+                "discrepancy " + change.action,
+                extra={
+                    "discrepancy_id": change.discrepancy_id,
+                    "dossier_code": change.dossier_code,
+                    "kind": change.kind,
+                    "severity": change.severity,
+                },
+            )
+        return len(codes)
+
+    async def refresh_gauges(self) -> None:
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(Discrepancy.kind, Discrepancy.severity, func.count())
+                .where(Discrepancy.status.in_(service.UNRESOLVED))
+                .group_by(Discrepancy.kind, Discrepancy.severity)
+            )
+            counts = {(kind, severity): count for kind, severity, count in rows.all()}
+        for kind in Kind:
+            for severity in Severity:
+                metrics.DISCREPANCIES_OPEN.labels(kind.value, severity.value).set(
+                    counts.get((kind.value, severity.value), 0)
+                )

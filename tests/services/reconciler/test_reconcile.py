@@ -1,0 +1,211 @@
+"""The reconciler on the database: discrepancies open, change in place and resolve themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.service import store_events
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.schedule import mark_for_reconcile
+from services.reconciler.worker import Reconciler
+from shared.db import unit_of_work
+from shared.events import DossierEvent, parse_envelope
+from shared.models import Discrepancy, DiscrepancyHistory, FieldReport, ReconcileSchedule
+from tests.factories import BASE_TIME, dossier_code, snapshot
+
+CODE = dossier_code(5)
+RETURNED_AT = BASE_TIME + timedelta(days=2, hours=2)  # a Wednesday, 10:00 local
+
+
+class MutableClock:
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def clock() -> MutableClock:
+    return MutableClock(RETURNED_AT)
+
+
+@pytest.fixture
+def reconciler(engine: AsyncEngine, database_url: str, clock: MutableClock) -> Iterator[Reconciler]:
+    settings = ReconcilerSettings(database_url=database_url, _env_file=None)
+    yield Reconciler(settings, engine, clock)
+
+
+async def ingest(engine: AsyncEngine, clock: MutableClock, *envelopes: dict) -> None:
+    events = [parse_envelope(envelope) for envelope in envelopes]
+    assert all(isinstance(event, DossierEvent) for event in events)
+    async with unit_of_work(engine, "test") as connection:
+        await store_events(connection, events, now=clock())  # type: ignore[arg-type]
+
+
+async def desk_report(
+    engine: AsyncEngine,
+    clock: MutableClock,
+    *,
+    kind: str = "returned",
+    code: str = CODE,
+    occurred_at: datetime = RETURNED_AT,
+    report_id: str = "r1",
+) -> None:
+    async with unit_of_work(engine, "test") as connection:
+        await connection.execute(
+            insert(FieldReport).values(
+                report_id=report_id,
+                dossier_code=code,
+                kind=kind,
+                occurred_at=occurred_at,
+                officer="lethic.motcua",
+                unit_code="000.00.12.H08",
+                note=None,
+                channel="api",
+                received_at=clock(),
+            )
+        )
+        await mark_for_reconcile(connection, [code], at=clock())
+
+
+async def discrepancies(engine: AsyncEngine) -> list:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(Discrepancy).order_by(Discrepancy.id))).all())
+
+
+async def history(engine: AsyncEngine, discrepancy_id: int) -> list[str]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(DiscrepancyHistory.action)
+            .where(DiscrepancyHistory.discrepancy_id == discrepancy_id)
+            .order_by(DiscrepancyHistory.id)
+        )
+        return list(rows.scalars().all())
+
+
+async def test_returned_but_open_waits_for_the_grace_period_then_opens(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
+    await desk_report(engine, clock)
+    clock.moment = RETURNED_AT + timedelta(minutes=119)
+    await reconciler.drain()
+    assert [d for d in await discrepancies(engine) if d.kind == "RETURNED_BUT_OPEN"] == []
+    clock.moment = RETURNED_AT + timedelta(minutes=120)
+    await reconciler.drain()
+    [found] = await discrepancies(engine)
+    assert (found.kind, found.severity, found.status) == ("RETURNED_BUT_OPEN", "critical", "open")
+    assert found.since == RETURNED_AT + timedelta(minutes=120)
+    assert found.reporter == "lethic.motcua"
+    assert await history(engine, found.id) == ["opened"]
+
+
+async def test_system_catching_up_to_returned_resolves_it_with_a_reason(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
+    await desk_report(engine, clock)
+    clock.moment = RETURNED_AT + timedelta(hours=3)
+    await reconciler.drain()
+    await ingest(
+        engine,
+        clock,
+        snapshot(
+            CODE,
+            event_id="s2",
+            emitted_at=RETURNED_AT + timedelta(hours=3),
+            status=10,
+            NgayTra=RETURNED_AT.strftime("%Y%m%d%H%M%S"),
+        ),
+    )
+    await reconciler.drain()
+    [found] = await discrepancies(engine)
+    assert found.status == "resolved"
+    assert found.resolved_at == clock.moment
+    assert "10 (Đã trả kết quả)" in found.resolution
+    assert await history(engine, found.id) == ["opened", "resolved"]
+
+
+async def test_severity_change_updates_the_same_discrepancy_in_place(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=9))
+    await desk_report(engine, clock)
+    clock.moment = RETURNED_AT + timedelta(hours=3)
+    await reconciler.drain()
+    [warning] = await discrepancies(engine)
+    assert warning.severity == "warning"
+    await ingest(engine, clock, snapshot(CODE, event_id="s2", emitted_at=clock.moment, status=4))
+    await reconciler.drain()
+    [critical] = await discrepancies(engine)
+    assert (critical.id, critical.severity, critical.status) == (warning.id, "critical", "open")
+    assert await history(engine, critical.id) == ["opened", "severity_changed"]
+
+
+async def test_unknown_dossier_reported_by_the_desk_is_not_in_system(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    await desk_report(engine, clock, code=dossier_code(99))
+    clock.moment = RETURNED_AT + timedelta(hours=2)
+    await reconciler.drain()
+    [found] = await discrepancies(engine)
+    assert (found.kind, found.severity, found.unit_code) == (
+        "NOT_IN_SYSTEM",
+        "critical",
+        "000.00.12.H08",
+    )
+
+
+async def test_overdue_opens_with_time_alone_through_the_schedule(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    clock.moment = BASE_TIME
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
+    await reconciler.drain()
+    async with engine.connect() as connection:
+        check_at = (await connection.execute(select(ReconcileSchedule.check_at))).scalar_one()
+    assert BASE_TIME < check_at <= BASE_TIME + timedelta(days=7)
+    clock.moment = BASE_TIME + timedelta(days=7, minutes=1)
+    await reconciler.drain()
+    kinds = {d.kind for d in await discrepancies(engine) if d.status == "open"}
+    assert "OVERDUE_NO_APOLOGY" in kinds
+    assert "DUE_SOON" not in kinds
+
+
+async def test_nothing_left_to_judge_removes_the_dossier_from_the_schedule(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=10))
+    await reconciler.drain()
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(ReconcileSchedule))).all() == []
+
+
+async def test_the_database_refuses_a_second_unresolved_discrepancy_of_a_kind(
+    engine: AsyncEngine, clock: MutableClock
+) -> None:
+    row = {
+        "dossier_code": CODE,
+        "kind": "STALLED",
+        "severity": "warning",
+        "status": "open",
+        "since": BASE_TIME,
+        "opened_at": BASE_TIME,
+        "details": {},
+        "updated_at": BASE_TIME,
+    }
+    async with unit_of_work(engine, "test") as connection:
+        await connection.execute(insert(Discrepancy).values(**{**row, "status": "resolved"}))
+        await connection.execute(insert(Discrepancy).values(**row))
+    with pytest.raises(IntegrityError):
+        async with unit_of_work(engine, "test") as connection:
+            await connection.execute(
+                insert(Discrepancy).values(**{**row, "status": "acknowledged"})
+            )
