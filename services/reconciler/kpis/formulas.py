@@ -1,0 +1,246 @@
+"""The KPI formulas of contract §4 (QĐ 766/QĐ-TTg), as pure functions: no I/O, no clock.
+
+A dossier belongs to the period of its ``NgayTiepNhan``; a desk report to the period of its
+``occurred_at``. Periods are whole days in Asia/Ho_Chi_Minh, ``[first_day 00:00, last_day + 1
+00:00)``. Percentages run from 0 to 100, rounded half-up to two decimals, and are ``None`` when
+there is nothing to count.
+
+On time (QĐ 766): the end of a dossier is the first moment it reached 9 (``NgayKetThucXuLy``),
+10 (``NgayTra``) or a terminal status (3: ``NgayTuChoi``; 7 and 8: the snapshot's
+``emitted_at``), taking only the stamps its current status vouches for; an open dossier has no
+end yet and is measured at the end of the period — which is why a dossier returned in reality but
+still "processing" on the system counts as late. It is on time when end ≤ its effective due date.
+Dossiers without a due date are left out of that share and counted in ``without_due_date``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+from services.reconciler.rules import Kind
+from shared.clock import VN_TZ
+from shared.dvcqg import Status
+
+MAX_PERIOD_DAYS: Final = 366
+ONLINE_CHANNEL: Final = 2  # KenhThucHien 2: trực tuyến
+TARGETS: Final[Mapping[str, int]] = {
+    "on_time_pct": 98,  # 2.1, asked by the province
+    "online_pct": 50,  # 3.3, full marks at 50 %
+    "digitised_pct": 80,  # 4.2
+    "in_system_pct": 100,  # 1.4
+}
+_HUNDREDTH = Decimal("0.01")
+
+
+class PeriodError(ValueError):
+    """A period the API refuses (422); the message is in Vietnamese and English."""
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Whole days ``first_day``..``last_day`` (inclusive), Vietnam time.
+
+    ``as_of`` (now) caps the moment open dossiers are measured at, so that a period reaching
+    into the future does not count as late a dossier that is not due yet.
+    """
+
+    first_day: date
+    last_day: date
+    as_of: datetime | None = None
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.first_day, time(0), tzinfo=VN_TZ)
+
+    @property
+    def end_at(self) -> datetime:
+        """Exclusive: the start of the day after ``last_day``."""
+        return datetime.combine(self.last_day + timedelta(days=1), time(0), tzinfo=VN_TZ)
+
+    @property
+    def open_end(self) -> datetime:
+        """Where a dossier with no end yet is measured: the end of the period, or now if sooner."""
+        if self.as_of is not None and self.as_of < self.end_at:
+            return self.as_of
+        return self.end_at
+
+    def contains(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start_at <= moment < self.end_at
+
+
+def check_period(first_day: date, last_day: date) -> None:
+    """Raise :class:`PeriodError` unless ``first_day`` ≤ ``last_day`` within 366 days."""
+    if first_day > last_day:
+        raise PeriodError(
+            f"Ngày bắt đầu {first_day.isoformat()} sau ngày kết thúc {last_day.isoformat()}. / "
+            f"'from' ({first_day.isoformat()}) is after 'to' ({last_day.isoformat()})."
+        )
+    days = (last_day - first_day).days + 1
+    if days > MAX_PERIOD_DAYS:
+        raise PeriodError(
+            f"Kỳ báo cáo dài {days} ngày, tối đa {MAX_PERIOD_DAYS} ngày. / "
+            f"The period spans {days} days; at most {MAX_PERIOD_DAYS} are allowed."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KpiInput:
+    """One dossier as the KPIs see it (a row of ``dossiers``)."""
+
+    code: str
+    status: int | None
+    channel: int | None  # KenhThucHien
+    digitised: bool | None  # HoSoCoThanhPhanSoHoa == 1
+    received_at: datetime | None  # NgayTiepNhan
+    due_at: datetime | None  # effective due date (contract §1)
+    finished_at: datetime | None = None  # NgayKetThucXuLy
+    returned_at: datetime | None = None  # NgayTra
+    refused_at: datetime | None = None  # NgayTuChoi
+    snapshot_emitted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeskReportInput:
+    """One desk report (contract §2), and whether the system knows its dossier."""
+
+    dossier_code: str
+    occurred_at: datetime
+    known: bool  # a dossiers row exists (a snapshot or a step was received)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitKpis:
+    received: int
+    with_due_date: int
+    on_time: int
+    online: int
+    digitised: int
+    reported: int  # distinct dossiers the desk reported in the period
+    reported_known: int
+
+    @property
+    def without_due_date(self) -> int:
+        return self.received - self.with_due_date
+
+    @property
+    def on_time_pct(self) -> float | None:
+        return percent(self.on_time, self.with_due_date)
+
+    @property
+    def online_pct(self) -> float | None:
+        return percent(self.online, self.received)
+
+    @property
+    def digitised_pct(self) -> float | None:
+        return percent(self.digitised, self.received)
+
+    @property
+    def in_system_pct(self) -> float | None:
+        return percent(self.reported_known, self.reported)
+
+
+def percent(part: int, whole: int) -> float | None:
+    """``part`` of ``whole`` in percent, two decimals rounded half-up; None when ``whole`` is 0."""
+    if whole == 0:
+        return None
+    share = Decimal(part) * 100 / Decimal(whole)
+    return float(share.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP))
+
+
+# The stamps each closed status vouches for; the end is the earliest of those present.
+_END_STAMPS: Final[Mapping[int, tuple[str, ...]]] = {
+    Status.FINISHED: ("finished_at",),
+    Status.RETURNED: ("finished_at", "returned_at"),
+    Status.REFUSED: ("refused_at",),
+    Status.WITHDRAWN: ("finished_at", "snapshot_emitted_at"),
+    Status.STOPPED: ("finished_at", "snapshot_emitted_at"),
+}
+
+
+def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
+    """When the dossier's handling ended per QĐ 766, or ``open_end`` if it has not ended.
+
+    A closed status without its stamp falls back to the snapshot's ``emitted_at`` (the system
+    said so by then at the latest).
+    """
+    stamps = _END_STAMPS.get(row.status) if row.status is not None else None
+    if stamps is None:
+        return open_end
+    present = [moment for name in stamps if (moment := getattr(row, name)) is not None]
+    if present:
+        return min(present)
+    return row.snapshot_emitted_at if row.snapshot_emitted_at is not None else open_end
+
+
+def is_on_time(row: KpiInput, *, open_end: datetime) -> bool | None:
+    """True/False per QĐ 766; None when the dossier has no due date."""
+    if row.due_at is None:
+        return None
+    return end_moment(row, open_end=open_end) <= row.due_at
+
+
+@dataclass(slots=True)
+class KpiTally:
+    """Running counts of one unit, fed row by row (rows outside the period are ignored)."""
+
+    period: Period
+    received: int = 0
+    with_due_date: int = 0
+    on_time: int = 0
+    online: int = 0
+    digitised: int = 0
+    reported: set[str] = field(default_factory=set)
+    reported_known: set[str] = field(default_factory=set)
+
+    def add_dossier(self, row: KpiInput) -> None:
+        if not self.period.contains(row.received_at):
+            return
+        self.received += 1
+        self.online += row.channel == ONLINE_CHANNEL
+        self.digitised += row.digitised is True
+        on_time = is_on_time(row, open_end=self.period.open_end)
+        if on_time is not None:
+            self.with_due_date += 1
+            self.on_time += on_time
+
+    def add_report(self, report: DeskReportInput) -> None:
+        if not self.period.contains(report.occurred_at):
+            return
+        self.reported.add(report.dossier_code)
+        if report.known:
+            self.reported_known.add(report.dossier_code)
+
+    def result(self) -> UnitKpis:
+        return UnitKpis(
+            received=self.received,
+            with_due_date=self.with_due_date,
+            on_time=self.on_time,
+            online=self.online,
+            digitised=self.digitised,
+            reported=len(self.reported),
+            reported_known=len(self.reported_known),
+        )
+
+
+def compute(
+    rows: Iterable[KpiInput], reports: Iterable[DeskReportInput], period: Period
+) -> UnitKpis:
+    """The KPIs of one unit from its dossiers and its desk's reports."""
+    tally = KpiTally(period)
+    for row in rows:
+        tally.add_dossier(row)
+    for report in reports:
+        tally.add_report(report)
+    return tally.result()
+
+
+def discrepancy_counts(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Unresolved discrepancies per kind, every kind present (0 when none)."""
+    found: dict[str, int] = {kind.value: 0 for kind in Kind}
+    for kind, count in counts:
+        found[kind] = found.get(kind, 0) + count
+    return found

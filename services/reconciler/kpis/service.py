@@ -1,0 +1,219 @@
+"""KPIs per unit (contract §4): one streamed query per table, aggregated per answering unit.
+
+Every dossier, desk report and discrepancy counts for the unit that answers for its code today
+(``replaced_by`` followed to the end), so a merged old unit's figures appear under the new one.
+The caller owns the transaction; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reconciler.kpis.formulas import (
+    DeskReportInput,
+    KpiInput,
+    KpiTally,
+    Period,
+    discrepancy_counts,
+)
+from shared.directory import Directory
+from shared.models import Discrepancy, Dossier, FieldReport
+
+STREAM_BATCH = 2000
+UNRESOLVED = ("open", "acknowledged")
+
+
+@dataclass(slots=True)
+class Scope:
+    """Which units get an item: those covered by the asked unit and by the key.
+
+    ``root`` is the unit that answers today for the asked code (asking for an old, merged code
+    means asking for the unit that took it over); ``key_units`` is None for admin keys.
+    """
+
+    directory: Directory
+    root: str | None
+    key_units: frozenset[str] | None
+    _answers: dict[str | None, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, directory: Directory, *, unit: str | None, key_units: Collection[str] | None
+    ) -> Scope:
+        root = directory.answering_unit(unit) if unit is not None else None
+        keys = frozenset(key_units) if key_units is not None else None
+        return cls(directory=directory, root=root, key_units=keys)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.root is None and self.key_units is None
+
+    def includes(self, unit: str) -> bool:
+        """Whether ``unit`` (an answering unit) gets an item."""
+        if self.root is not None and not self.directory.covers((self.root,), unit):
+            return False
+        return self.key_units is None or self.directory.covers(self.key_units, unit)
+
+    def item_of(self, code: str | None) -> str | None:
+        """The answering unit of ``code`` if it is in scope, else None (memoised per code)."""
+        if code not in self._answers:
+            answering = self.directory.answering_unit(code)
+            self._answers[code] = (
+                answering if answering is not None and self.includes(answering) else None
+            )
+        return self._answers[code]
+
+    def named_units(self) -> set[str]:
+        """Units that get an item even with nothing to count, when in scope.
+
+        Those are the directory's current units (not replaced), the asked unit and the key's.
+        """
+        directory = self.directory
+        candidates = {code for code, new in directory.replacements.items() if new is None}
+        for code in (self.root, *(self.key_units or ())):
+            answering = directory.answering_unit(code)
+            if answering is not None:
+                candidates.add(answering)
+        return {unit for unit in candidates if self.includes(unit)}
+
+    def source_codes(self) -> set[str] | None:
+        """Every code whose rows may count in scope (for a SQL filter); None = no filter.
+
+        A code unknown to the directory answers for itself and is covered only when named.
+        """
+        if self.unrestricted:
+            return None
+        directory = self.directory
+        known = set(directory.parents) | {c for c in directory.replacements.values() if c}
+        named = {self.root} if self.root is not None else set()
+        named |= self.key_units or set()
+        return {code for code in known | named if self.item_of(code) is not None}
+
+
+async def unit_kpis(
+    connection: AsyncConnection, *, scope: Scope, period: Period
+) -> list[dict[str, Any]]:
+    """One item per unit in scope, sorted by unit code (contract §4 ``GET /kpis``)."""
+    codes = scope.source_codes()
+    tallies: dict[str, KpiTally] = {unit: KpiTally(period) for unit in scope.named_units()}
+
+    def tally_of(unit: str) -> KpiTally:
+        if unit not in tallies:
+            tallies[unit] = KpiTally(period)
+        return tallies[unit]
+
+    async for unit_code, row in _dossiers(connection, period=period, codes=codes):
+        unit = scope.item_of(unit_code)
+        if unit is not None:
+            tally_of(unit).add_dossier(row)
+    async for unit_code, report in _reports(connection, period=period, codes=codes):
+        unit = scope.item_of(unit_code)
+        if unit is not None:
+            tally_of(unit).add_report(report)
+    open_counts: dict[str, list[tuple[str, int]]] = {}
+    for unit_code, kind, count in await _unresolved(connection, codes=codes):
+        unit = scope.item_of(unit_code)
+        if unit is not None:
+            tally_of(unit)
+            open_counts.setdefault(unit, []).append((kind, count))
+
+    items = []
+    for unit in sorted(tallies):
+        kpis = tallies[unit].result()
+        items.append(
+            {
+                "unit_code": unit,
+                "received": kpis.received,
+                "on_time_pct": kpis.on_time_pct,
+                "online_pct": kpis.online_pct,
+                "digitised_pct": kpis.digitised_pct,
+                "in_system_pct": kpis.in_system_pct,
+                "without_due_date": kpis.without_due_date,
+                "active_discrepancies": discrepancy_counts(open_counts.get(unit, ())),
+            }
+        )
+    return items
+
+
+async def _dossiers(
+    connection: AsyncConnection, *, period: Period, codes: set[str] | None
+) -> AsyncIterator[tuple[str | None, KpiInput]]:
+    """Dossiers received in the period, streamed: (DonViXuLy, KpiInput)."""
+    statement = select(
+        Dossier.unit_code,
+        Dossier.code,
+        Dossier.status,
+        Dossier.channel,
+        Dossier.digitised,
+        Dossier.received_at,
+        Dossier.due_at,
+        Dossier.finished_at,
+        Dossier.returned_at,
+        Dossier.refused_at,
+        Dossier.snapshot_emitted_at,
+    ).where(Dossier.received_at >= period.start_at, Dossier.received_at < period.end_at)
+    if codes is not None:
+        statement = statement.where(Dossier.unit_code.in_(sorted(codes)))
+    result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
+    async for row in result:
+        yield (
+            row.unit_code,
+            KpiInput(
+                code=row.code,
+                status=row.status,
+                channel=row.channel,
+                digitised=row.digitised,
+                received_at=row.received_at,
+                due_at=row.due_at,
+                finished_at=row.finished_at,
+                returned_at=row.returned_at,
+                refused_at=row.refused_at,
+                snapshot_emitted_at=row.snapshot_emitted_at,
+            ),
+        )
+
+
+async def _reports(
+    connection: AsyncConnection, *, period: Period, codes: set[str] | None
+) -> AsyncIterator[tuple[str, DeskReportInput]]:
+    """Desk reports of the period, streamed with whether their dossier is known: (desk, input)."""
+    statement = (
+        select(
+            FieldReport.unit_code,
+            FieldReport.dossier_code,
+            FieldReport.occurred_at,
+            Dossier.code.is_not(None).label("known"),
+        )
+        .outerjoin(Dossier, Dossier.code == FieldReport.dossier_code)
+        .where(FieldReport.occurred_at >= period.start_at, FieldReport.occurred_at < period.end_at)
+    )
+    if codes is not None:
+        statement = statement.where(FieldReport.unit_code.in_(sorted(codes)))
+    result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
+    async for row in result:
+        yield (
+            row.unit_code,
+            DeskReportInput(
+                dossier_code=row.dossier_code, occurred_at=row.occurred_at, known=bool(row.known)
+            ),
+        )
+
+
+async def _unresolved(
+    connection: AsyncConnection, *, codes: set[str] | None
+) -> list[tuple[str | None, str, int]]:
+    """Open or acknowledged discrepancies now, counted per (unit code, kind)."""
+    statement = (
+        select(Discrepancy.unit_code, Discrepancy.kind, func.count())
+        .where(Discrepancy.status.in_(UNRESOLVED))
+        .group_by(Discrepancy.unit_code, Discrepancy.kind)
+    )
+    if codes is not None:
+        statement = statement.where(Discrepancy.unit_code.in_(sorted(codes)))
+    rows = await connection.execute(statement)
+    return [(unit_code, kind, count) for unit_code, kind, count in rows.all()]
