@@ -6,10 +6,13 @@ environment (and an optional ``.env`` file) is read only there, never elsewhere 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.calendar import WorkingCalendar
 
 Role = Literal["source", "desk", "officer", "admin"]
 
@@ -47,7 +50,21 @@ class BaseDoisoatSettings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     public_base_url: str = "http://localhost:8000"
     api_keys: list[ApiKey] = Field(default_factory=list)
-    timezone: str = "Asia/Ho_Chi_Minh"
+    office_hours: str = "07:00-11:30,13:30-17:00"
+    calendar_overrides: dict[date, bool] = Field(default_factory=dict)
+
+    @field_validator("office_hours")
+    @classmethod
+    def _office_hours_parse(cls, value: str) -> str:
+        WorkingCalendar.parse_office_hours(value)
+        return value
+
+    def calendar(self) -> WorkingCalendar:
+        """The working-day calendar every service judges time with (office hours, holidays)."""
+        return WorkingCalendar(
+            office_hours=WorkingCalendar.parse_office_hours(self.office_hours),
+            overrides=self.calendar_overrides,
+        )
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> BaseDoisoatSettings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from pydantic import Field
 
@@ -16,17 +16,9 @@ class ReconcilerSettings(BaseDoisoatSettings):
     time_tolerance_minutes: float = Field(default=240, ge=0)
     due_soon_working_hours: float = Field(default=8, ge=0)
     stall_working_days: float = Field(default=3, gt=0)
-    office_hours: str = "07:00-11:30,13:30-17:00"
-    calendar_overrides: dict[date, bool] = Field(default_factory=dict)
     reconcile_poll_seconds: float = Field(default=1.0, gt=0)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     reconcile_chunk_size: int = Field(default=1000, ge=1, le=10_000)
-
-    def calendar(self) -> WorkingCalendar:
-        return WorkingCalendar(
-            office_hours=WorkingCalendar.parse_office_hours(self.office_hours),
-            overrides=self.calendar_overrides,
-        )
 
     def rule_settings(self, calendar: WorkingCalendar) -> RuleSettings:
         return RuleSettings(

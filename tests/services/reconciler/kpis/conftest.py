@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import create_app
 from services.ingest.service import store_events
-from services.reconciler.kpis.router import router as kpi_router
 from shared.clock import VN_TZ, fixed_clock
 from shared.config import ApiKey, BaseDoisoatSettings
 from shared.db import unit_of_work
@@ -147,7 +146,6 @@ async def client(engine: AsyncEngine, database_url: str) -> AsyncIterator[httpx.
     """The HTTP API with the KPI router, the test keys (plus a province officer), fixed clock."""
     settings = BaseDoisoatSettings(database_url=database_url, api_keys=KPI_KEYS, _env_file=None)
     app = create_app(settings, engine=engine, clock=fixed_clock(TEST_NOW))
-    app.include_router(kpi_router)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://doisoat.test") as http:
         yield http

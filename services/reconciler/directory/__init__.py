@@ -1,0 +1,1 @@
+"""The directory (contract §3): units with their parents and successors, and the officers told."""
