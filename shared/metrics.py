@@ -47,6 +47,13 @@ INGEST_BATCH_FAILURES = Counter(
     "Batches whose database transaction failed and were retried from the committed offset.",
 )
 
+FIELD_REPORTS = Counter(
+    "doisoat_field_reports_total",
+    "Field reports from the one-stop desk, by channel (api, csv) and outcome "
+    "(accepted, duplicate, conflict, refused).",
+    ["channel", "outcome"],
+)
+
 DB_TRANSACTIONS = Counter(
     "doisoat_db_transactions_total",
     "Units of work, by name and outcome (commit, rollback).",

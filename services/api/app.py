@@ -24,6 +24,7 @@ from services.ingest import router as ingest_router
 from services.reconciler import router as reconciler_router
 from services.reconciler.directory import router as directory_router
 from services.reconciler.kpis import router as kpis_router
+from services.reconciler.reports import router as reports_router
 from shared import metrics
 from shared.auth import KeyRing
 from shared.clock import Clock, system_clock
@@ -96,6 +97,7 @@ def create_app(
         app.include_router(reconciler_router.router)
         app.include_router(kpis_router.router)
         app.include_router(directory_router.router)
+        app.include_router(reports_router.router)
     app.middleware("http")(_measure)
     app.exception_handler(Exception)(_unexpected_error)
     return app

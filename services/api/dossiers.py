@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, status
 
 from services.api.deps import EngineDep, forbidden_unit, require_role
 from services.ingest import queries
+from services.reconciler import queries as reconciler_queries
+from services.reconciler.reports import service as reports_service
 from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
@@ -33,6 +35,8 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         if not principal.may_act_for(system_unit, directory):
             raise forbidden_unit(system_unit)
         progress = await queries.progress_of(connection, code)
+        reports = (await reports_service.reports_for(connection, [code]))[code]
+        discrepancies = await reconciler_queries.discrepancies_of(connection, code)
     snapshot = dossier.snapshot or {}
     if principal.role not in ROLES_SEEING_PERSONAL_DATA:
         snapshot = masked_snapshot(snapshot)
@@ -45,6 +49,8 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         "responsible": dossier.responsible,
         "last_snapshot_at": queries.local_iso(dossier.snapshot_emitted_at),
         "progress": progress,
-        "field_reports": [],
-        "discrepancies": [],
+        "field_reports": [reports_service.report_read(report) for report in reports],
+        "discrepancies": [
+            reconciler_queries.read_model(row, directory).model_dump() for row in discrepancies
+        ],
     }

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
@@ -25,12 +27,23 @@ from shared.models import Discrepancy
 
 log = logging.getLogger("doisoat.reconciler")
 
+ChangeHook = Callable[[AsyncConnection, Sequence[service.Change], datetime], Awaitable[object]]
+
 
 class Reconciler:
     name = "reconciler"
 
-    def __init__(self, settings: ReconcilerSettings, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: ReconcilerSettings,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        on_changes: ChangeHook | None = None,
+    ) -> None:
+        """``on_changes`` runs in the same transaction as the changes (the alerts outbox)."""
         self._settings = settings
+        self._on_changes = on_changes
         self._engine = engine
         self._clock = clock
         self.calendar = settings.calendar()
@@ -89,6 +102,8 @@ class Reconciler:
             outcome = await service.reconcile(
                 connection, codes, now=now, calendar=self.calendar, settings=self.rule_settings
             )
+            if self._on_changes is not None and outcome.changes:
+                await self._on_changes(connection, outcome.changes, now)
         metrics.RECONCILE_DOSSIERS.inc(outcome.evaluated)
         metrics.RECONCILE_CHUNK_SECONDS.observe(time.perf_counter() - started)
         for change in outcome.changes:
