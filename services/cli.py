@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import typer
@@ -30,6 +32,29 @@ app = typer.Typer(
 )
 
 WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising the caught signal after its graceful shutdown.
+
+    uvicorn restores the default handlers and raises SIGTERM again once it has shut down, which
+    kills the process with status -15 before the engine is disposed. A stop that completed its
+    work should exit 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {
+            handled: signal.signal(handled, self.handle_exit)
+            for handled in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for handled, handler in originals.items():
+                signal.signal(handled, handler)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseDoisoatSettings)
 
 
@@ -101,7 +126,7 @@ def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: 
                     "workers": [w.name for w in built],
                 },
             )
-            await uvicorn.Server(config).serve()
+            await _Server(config).serve()
         finally:
             await engine.dispose()
 
