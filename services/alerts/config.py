@@ -1,0 +1,80 @@
+"""Settings of the alerts service: channels, routing windows, quiet hours, the weekly digest."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+
+from pydantic import Field, SecretStr, model_validator
+
+from services.alerts.channels.email import EmailSettings
+from services.alerts.channels.zalo import ZaloSettings
+from shared.config import BaseDoisoatSettings
+
+
+class AlertsSettings(BaseDoisoatSettings):
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "doisoat@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+    zalo_app_id: str | None = None
+    zalo_secret_key: SecretStr | None = None
+    zalo_refresh_token: SecretStr | None = None
+    zalo_zns_template_id: str | None = None
+    zalo_oa_api_base: str = "https://openapi.zalo.me"
+    zalo_zns_api_base: str = "https://business.openapi.zalo.me"
+    zalo_oauth_base: str = "https://oauth.zaloapp.com"
+
+    alert_group_wait_seconds: float = Field(default=30, ge=0)
+    escalate_after_working_hours: float = Field(default=4, gt=0)
+    remind_every_working_hours: float = Field(default=8, gt=0)
+    zalo_quiet_from: time = time(22, 0)
+    zalo_quiet_until: time = time(6, 0)
+    digest_weekday: int = Field(default=0, ge=0, le=6)  # Monday
+    digest_time: time = time(7, 30)
+    ack_link_max_age_hours: float = Field(default=168, gt=0)
+    dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
+    dispatch_max_attempts: int = Field(default=8, ge=1)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _zalo_complete(self) -> AlertsSettings:
+        if self.zalo_app_id and (self.zalo_secret_key is None or self.zalo_refresh_token is None):
+            raise ValueError(
+                "DOISOAT_ZALO_SECRET_KEY and DOISOAT_ZALO_REFRESH_TOKEN are needed with "
+                "DOISOAT_ZALO_APP_ID"
+            )
+        return self
+
+    @property
+    def email(self) -> EmailSettings | None:
+        if not self.smtp_host:
+            return None
+        return EmailSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.smtp_sender,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            starttls=self.smtp_starttls,
+        )
+
+    @property
+    def zalo(self) -> ZaloSettings | None:
+        if not self.zalo_app_id or not self.zalo_secret_key or not self.zalo_refresh_token:
+            return None
+        return ZaloSettings(
+            app_id=self.zalo_app_id,
+            secret_key=self.zalo_secret_key,
+            refresh_token=self.zalo_refresh_token,
+            zns_template_id=self.zalo_zns_template_id,
+            oa_api_base=self.zalo_oa_api_base,
+            zns_api_base=self.zalo_zns_api_base,
+            oauth_base=self.zalo_oauth_base,
+        )
+
+    @property
+    def group_wait(self) -> timedelta:
+        return timedelta(seconds=self.alert_group_wait_seconds)

@@ -1,0 +1,131 @@
+"""Who is told, by which channel, and when (contract §3) — pure, in Alertmanager's spirit.
+
+- Receivers: the responsible handler (or, with nobody in particular, the unit's desk officers),
+  plus the reporting desk officer for desk-driven kinds; leaders for escalations, digests and
+  officers nobody can reach.
+- Each receiver gets email when they have an address *and* Zalo: an OA message when they follow
+  the OA (``zalo_user_id``), else ZNS to their phone.
+- Timing: a group wait so that close discrepancies go out as one message; outside office hours
+  only critical ones; never Zalo during the quiet night (critical ones then go by email now and
+  by Zalo when the night ends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from shared.calendar import WorkingCalendar
+
+DESK_KINDS = frozenset({"RETURNED_BUT_OPEN", "NOT_IN_SYSTEM"})
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    account: str
+    full_name: str
+    unit_code: str
+    role: str
+    email: str | None
+    zalo_user_id: str | None
+    phone: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnabledChannels:
+    email: bool
+    zalo_oa: bool
+    zalo_zns: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    recipient: str
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    group_wait: timedelta
+    quiet_from: time
+    quiet_until: time
+
+
+def deliveries(contact: Contact, enabled: EnabledChannels) -> list[Delivery]:
+    """Every channel that reaches ``contact``: email and one Zalo route, both when possible."""
+    found: list[Delivery] = []
+    if contact.email and enabled.email:
+        found.append(Delivery(contact.account, "email", contact.email))
+    if contact.zalo_user_id and enabled.zalo_oa:
+        found.append(Delivery(contact.account, "zalo_oa", contact.zalo_user_id))
+    elif contact.phone and enabled.zalo_zns:
+        found.append(Delivery(contact.account, "zalo_zns", contact.phone))
+    return found
+
+
+def receivers(
+    *,
+    kind: str,
+    responsible: str | None,
+    reporter: str | None,
+    desk_officers: Iterable[str],
+) -> list[str]:
+    """Accounts told of a discrepancy, in a stable order and without repeats."""
+    accounts = [responsible] if responsible else sorted(desk_officers)
+    if kind in DESK_KINDS and reporter:
+        accounts.append(reporter)
+    return list(dict.fromkeys(account for account in accounts if account))
+
+
+def severity_rose(before: str, after: str) -> bool:
+    return SEVERITY_RANK.get(after, 0) > SEVERITY_RANK.get(before, 0)
+
+
+def _in_quiet_night(local: datetime, timing: Timing) -> bool:
+    clock = local.time()
+    if timing.quiet_from <= timing.quiet_until:
+        return timing.quiet_from <= clock < timing.quiet_until
+    return clock >= timing.quiet_from or clock < timing.quiet_until
+
+
+def _end_of_quiet_night(local: datetime, timing: Timing) -> datetime:
+    end = local.replace(
+        hour=timing.quiet_until.hour, minute=timing.quiet_until.minute, second=0, microsecond=0
+    )
+    return end if end > local else end + timedelta(days=1)
+
+
+def send_not_before(
+    *,
+    created: datetime,
+    severity: str,
+    channel: str,
+    calendar: WorkingCalendar,
+    timing: Timing,
+) -> datetime:
+    """The earliest moment a notification may leave."""
+    moment = created + timing.group_wait
+    if severity != "critical":
+        moment = calendar.next_office_moment(moment)
+    if channel.startswith("zalo"):
+        local = moment.astimezone(calendar.tz)
+        if _in_quiet_night(local, timing):
+            moment = _end_of_quiet_night(local, timing)
+    return moment.astimezone(created.tzinfo)
+
+
+def unreachable(
+    accounts: Sequence[str], contacts: dict[str, Contact], enabled: EnabledChannels
+) -> list[str]:
+    """Receivers no channel reaches (unknown, inactive, or without any usable address)."""
+    return [
+        account
+        for account in accounts
+        if account not in contacts
+        or not contacts[account].active
+        or not deliveries(contacts[account], enabled)
+    ]
