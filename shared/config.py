@@ -50,6 +50,7 @@ class BaseDoisoatSettings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     public_base_url: str = "http://localhost:8000"
     api_keys: list[ApiKey] = Field(default_factory=list)
+    ack_link_max_age_hours: float = Field(default=168, gt=0)
     office_hours: str = "07:00-11:30,13:30-17:00"
     calendar_overrides: dict[date, bool] = Field(default_factory=dict)
 

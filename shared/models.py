@@ -236,7 +236,7 @@ class Notification(Base):
     address: Mapped[str] = mapped_column(String(320))
     unit_code: Mapped[str | None] = mapped_column(String(64))
     content: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
-    status: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

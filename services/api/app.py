@@ -13,12 +13,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.alerts import ack_router
+from services.alerts.links import AckLinks
 from services.api import dossiers, ops
 from services.ingest import router as ingest_router
 from services.reconciler import router as reconciler_router
@@ -86,12 +89,19 @@ def create_app(
     app.state.clock = clock
     app.state.key_ring = KeyRing(settings.api_keys)
     app.state.on_new_facts = on_new_facts
+    app.state.ack_links = AckLinks(
+        settings.secret_key,
+        settings.public_base_url,
+        timedelta(hours=settings.ack_link_max_age_hours),
+        clock=clock,
+    )
     app.state.readiness_checks = {
         "database": lambda: database_reachable(engine),
         **(readiness or {}),
     }
     app.include_router(ops.router)
     if serve_api:
+        app.include_router(ack_router.router)
         app.include_router(ingest_router.router)
         app.include_router(dossiers.router)
         app.include_router(reconciler_router.router)
