@@ -7,18 +7,23 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.alerts.config import AlertsSettings
+from services.alerts.planner import AlertPlanner
+from services.alerts.worker import AlertsWorker
 from services.api.app import Worker, create_app
 from services.ingest.config import IngestSettings
 from services.ingest.consumer import KafkaIngestor
 from services.reconciler.config import ReconcilerSettings
-from services.reconciler.worker import Reconciler
+from services.reconciler.service import Change
+from services.reconciler.worker import ChangeHook, Reconciler
 from shared import migrate as migrations
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings
@@ -134,16 +139,26 @@ def _serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: 
 
 
 def _workers(
-    ingest_settings: IngestSettings | None, reconciler_settings: ReconcilerSettings | None
+    ingest_settings: IngestSettings | None,
+    reconciler_settings: ReconcilerSettings | None,
+    alerts_settings: AlertsSettings | None,
 ) -> WorkerFactory:
-    """The background loops of a process; in one process, new facts wake the reconciler."""
+    """The background loops of a process; in one process, new facts wake the reconciler.
+
+    The reconciler writes the alerts outbox in its own transactions whenever a channel is
+    configured, whether or not this process also runs the dispatcher.
+    """
 
     def build(engine: AsyncEngine) -> list[Worker]:
         built: list[Worker] = []
         reconciler = None
+        planner = AlertPlanner(alerts_settings or _settings(AlertsSettings))
         if reconciler_settings is not None:
-            reconciler = Reconciler(reconciler_settings, engine, system_clock)
+            hook = _outbox_hook(planner) if planner.active else None
+            reconciler = Reconciler(reconciler_settings, engine, system_clock, on_changes=hook)
             built.append(reconciler)
+        if alerts_settings is not None:
+            built.append(AlertsWorker(alerts_settings, engine, system_clock, planner))
         if ingest_settings is not None and ingest_settings.kafka_enabled:
             built.append(
                 KafkaIngestor(
@@ -158,6 +173,15 @@ def _workers(
     return build
 
 
+def _outbox_hook(planner: AlertPlanner) -> ChangeHook:
+    async def write_outbox(
+        connection: AsyncConnection, changes: Sequence[Change], now: datetime
+    ) -> int:
+        return await planner.on_changes(connection, changes, now=now)
+
+    return write_outbox
+
+
 @app.command()
 def migrate() -> None:
     """Đưa cơ sở dữ liệu lên phiên bản mới nhất (alembic upgrade head)."""
@@ -170,8 +194,9 @@ def run() -> None:
     """Chạy tất cả trong một tiến trình (mặc định nhúng: SQLite, HTTP cổng 8000)."""
     settings = _settings(IngestSettings)
     reconciler_settings = _settings(ReconcilerSettings)
+    alerts_settings = _settings(AlertsSettings)
     _migrate(settings.database_url)
-    _serve(settings, _workers(settings, reconciler_settings), serve_api=True)
+    _serve(settings, _workers(settings, reconciler_settings, alerts_settings), serve_api=True)
 
 
 @app.command()
@@ -190,14 +215,21 @@ def ingest() -> None:
             "chưa đặt DOISOAT_KAFKA_BOOTSTRAP_SERVERS / set DOISOAT_KAFKA_BOOTSTRAP_SERVERS "
             "to consume Kafka"
         )
-    _serve(settings, _workers(settings, None), serve_api=False)
+    _serve(settings, _workers(settings, None, None), serve_api=False)
 
 
 @app.command()
 def reconciler() -> None:
     """Chỉ chạy bộ đối soát (quét định kỳ và đối soát hồ sơ mới thay đổi)."""
     settings = _settings(ReconcilerSettings)
-    _serve(settings, _workers(None, settings), serve_api=False)
+    _serve(settings, _workers(None, settings, None), serve_api=False)
+
+
+@app.command()
+def alerts() -> None:
+    """Chỉ chạy dịch vụ cảnh báo (gửi email, Zalo; nhắc lại, báo lãnh đạo, bản tin tuần)."""
+    settings = _settings(AlertsSettings)
+    _serve(settings, _workers(None, None, settings), serve_api=False)
 
 
 if __name__ == "__main__":

@@ -116,3 +116,98 @@ REPORT_TO_DISCREPANCY_SECONDS = Histogram(
     "Time from a field report being recorded to the discrepancy it caused being opened.",
     buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400),
 )
+
+# Notification channels (services/alerts/channels).
+
+SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+NOTIFICATION_ATTEMPTS = Counter(
+    "doisoat_notifications_attempts_total",
+    "Delivery attempts by channel and outcome (sent, retry, fallback_zns, no_zalo, failed).",
+    ["channel", "outcome"],
+)
+NOTIFICATION_SEND_SECONDS = Histogram(
+    "doisoat_notification_send_duration_seconds",
+    "Time of one delivery attempt, including connection set-up and token refresh.",
+    ["channel"],
+    buckets=SEND_BUCKETS,
+)
+ZALO_TOKEN_REFRESHES = Counter(
+    "doisoat_zalo_token_refreshes_total",
+    "Zalo OA access-token refreshes, by outcome (ok, refused, error).",
+    ["outcome"],
+)
+ZNS_QUOTA_REMAINING = Gauge(
+    "doisoat_zalo_zns_quota_remaining_messages",
+    "ZNS messages left today, as last reported by Zalo.",
+)
+
+# The alerts dispatcher (outbox rows: one alert for one recipient on one channel).
+
+DELIVERY_BUCKETS = (
+    1,
+    5,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    7200,
+    14400,
+    43200,
+    86400,
+    259200,
+)
+
+NOTIFICATIONS_SENT = Counter(
+    "doisoat_notifications_sent_total",
+    "Outbox rows delivered, by channel.",
+    ["channel"],
+)
+NOTIFICATIONS_FAILED = Counter(
+    "doisoat_notifications_failed_total",
+    "Outbox rows whose delivery attempt failed, by channel and what follows "
+    "(retry: scheduled again with backoff; dead: given up).",
+    ["channel", "outcome"],
+)
+NOTIFICATIONS_DEAD = Counter(
+    "doisoat_notifications_dead_total",
+    "Outbox rows declared dead (permanent failure, last attempt, channel not configured).",
+    ["channel"],
+)
+NOTIFICATIONS_DEFERRED = Counter(
+    "doisoat_notifications_deferred_total",
+    "Outbox rows put off without counting an attempt, by channel and reason "
+    "(quota: the provider's quota or balance is used up; channel_failing: the channel kept "
+    "failing earlier in the same batch).",
+    ["channel", "reason"],
+)
+NOTIFICATIONS_FALLBACK = Counter(
+    "doisoat_notifications_fallback_total",
+    "Zalo OA rows turned into ZNS rows because the OA cannot reach the officer.",
+)
+OUTBOX_PENDING = Gauge(
+    "doisoat_outbox_pending",
+    "Outbox rows still pending (due now or later: quiet hours, backoff, group wait).",
+)
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "doisoat_outbox_oldest_pending_age_seconds",
+    "How long the oldest due pending row has been waiting for the dispatcher "
+    "(now - its not_before; 0 when nothing is due). Rows held back on purpose "
+    "(quiet hours, backoff) are not due, so this stays near 0 unless delivery is stuck.",
+)
+NOTIFICATION_DELIVERY_SECONDS = Histogram(
+    "doisoat_notification_delivery_seconds",
+    "Time from an outbox row being written to its delivery, by channel "
+    "(includes group wait, quiet hours and retries).",
+    ["channel"],
+    buckets=DELIVERY_BUCKETS,
+)
+DISPATCH_BATCH_SECONDS = Histogram(
+    "doisoat_dispatch_batch_duration_seconds",
+    "Time of one dispatcher pass: claim, render, send and record one batch.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)

@@ -35,7 +35,7 @@ class AlertsSettings(BaseDoisoatSettings):
     digest_weekday: int = Field(default=0, ge=0, le=6)  # Monday
     digest_time: time = time(7, 30)
     dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
-    dispatch_max_attempts: int = Field(default=8, ge=1)
+    dispatch_max_attempts: int = Field(default=12, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")

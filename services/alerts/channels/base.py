@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
-from services.alerts.channels import metrics
+from shared import metrics
 
 logger = logging.getLogger("doisoat.alerts.channels")
 

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from services.alerts.channels import metrics
 from services.alerts.channels.base import (
     Channel,
     Message,
@@ -33,6 +32,7 @@ from services.alerts.channels.zalo_tokens import (
     ZaloUnavailable,
     json_or_none,
 )
+from shared import metrics
 from shared.clock import VN_TZ, Clock, system_clock
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from services.alerts.channels import metrics
+from shared import metrics
 from shared.clock import Clock, system_clock
 
 if TYPE_CHECKING:

@@ -1,0 +1,163 @@
+"""The whole pipeline in one ``doisoat run`` process, against real local peers.
+
+An event through Kafka says the dossier is being processed; the desk reports it returned; after
+the grace period the handler gets an email (real SMTP) and the desk officer a Zalo OA message
+(the Zalo fake over HTTP). Grace, group wait and Zalo's quiet night are set through settings,
+so the test passes at any hour CI runs (the discrepancy is critical: office hours don't hold it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.dvcqg import format_thoi_diem
+from tests.factories import dossier_code, encode, progress, snapshot
+from tests.fakes.smtp_server import FakeSmtpServer
+from tests.fakes.zalo_server import FakeZaloServer, running_fake_zalo
+from tests.support.broker import Broker, create_topic, produce
+from tests.support.processes import start_service
+
+UNIT = "000.00.12.H08"
+ADMIN = "e2e-admin-key-0123456789"
+HANDLER = "tranthib.vpdkdd"
+DESK = "lethic.motcua"
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSmtpServer]:
+    server = FakeSmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zalo() -> Iterator[FakeZaloServer]:
+    with running_fake_zalo() as server:
+        yield server
+
+
+async def wait_for(condition: Callable[[], object], what: str) -> None:
+    try:
+        async with asyncio.timeout(60):
+            while not condition():
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+async def test_returned_at_the_desk_but_processing_in_the_system_reaches_both_officers(
+    broker: Broker, smtp: FakeSmtpServer, zalo: FakeZaloServer, tmp_path: Path
+) -> None:
+    topic = f"tthc.hoso.events.{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap, topic, 2)
+    state = zalo.state
+    env = {
+        "DOISOAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'doisoat.db'}",
+        "DOISOAT_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "DOISOAT_KAFKA_TOPIC": topic,
+        "DOISOAT_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "DOISOAT_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        "DOISOAT_API_KEYS": f'[{{"key": "{ADMIN}", "role": "admin", "account": "quantri"}}]',
+        "DOISOAT_RETURN_GRACE_MINUTES": "0",
+        "DOISOAT_ALERT_GROUP_WAIT_SECONDS": "0",
+        "DOISOAT_ZALO_QUIET_FROM": "00:00",  # an empty quiet window: Zalo at any hour
+        "DOISOAT_ZALO_QUIET_UNTIL": "00:00",
+        "DOISOAT_RECONCILE_POLL_SECONDS": "0.2",
+        "DOISOAT_DISPATCH_POLL_SECONDS": "0.2",
+        "DOISOAT_SMTP_HOST": smtp.host,
+        "DOISOAT_SMTP_PORT": str(smtp.port),
+        "DOISOAT_SMTP_SENDER": "Đối soát TTHC <doisoat@tinh.gov.vn>",
+        "DOISOAT_ZALO_APP_ID": state.app_id,
+        "DOISOAT_ZALO_SECRET_KEY": state.secret_key,
+        "DOISOAT_ZALO_REFRESH_TOKEN": state.issue_refresh_token(),
+        "DOISOAT_ZALO_ZNS_TEMPLATE_ID": "401234",
+        "DOISOAT_ZALO_OA_API_BASE": zalo.base_url,
+        "DOISOAT_ZALO_ZNS_API_BASE": zalo.base_url,
+        "DOISOAT_ZALO_OAUTH_BASE": zalo.base_url,
+    }
+    code = dossier_code(4242)
+    now = datetime.now(UTC)
+    with start_service("run", env=env, log_path=tmp_path / "run.log", ready=True) as service:
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as api:
+            assert (
+                await api.put(
+                    f"/api/v1/units/{UNIT}",
+                    json={
+                        "name": "Chi nhánh VPĐKĐĐ Tuy Phong",
+                        "parent_code": None,
+                        "replaced_by": None,
+                    },
+                )
+            ).status_code == 200
+            for account, name, role, email, zalo_id in (
+                (HANDLER, "Trần Thị B", "handler", "b.tran@tinh.gov.vn", None),
+                (DESK, "Lê Thị C", "desk", None, "zalo-uid-desk"),
+            ):
+                assert (
+                    await api.put(
+                        f"/api/v1/officers/{account}",
+                        json={
+                            "full_name": name,
+                            "unit_code": UNIT,
+                            "role": role,
+                            "email": email,
+                            "zalo_user_id": zalo_id,
+                            "phone": None,
+                            "active": True,
+                        },
+                    )
+                ).status_code == 200
+            events = [
+                snapshot(
+                    code,
+                    event_id="e2e-s1",
+                    emitted_at=now - timedelta(days=1),
+                    status=4,
+                    NgayHenTra=format_thoi_diem(now + timedelta(days=10)),
+                ),
+                progress(
+                    code,
+                    event_id="e2e-p1",
+                    emitted_at=now - timedelta(days=1),
+                    step_at=now - timedelta(days=1),
+                    officer=HANDLER,
+                ),
+            ]
+            produce(broker.bootstrap, topic, [(code.encode(), encode(e)) for e in events])
+            async with asyncio.timeout(60):
+                while (await api.get(f"/api/v1/dossiers/{code}")).status_code != 200:
+                    await asyncio.sleep(0.2)
+            report = {
+                "report_id": "e2e-desk-1",
+                "dossier_code": code,
+                "kind": "returned",
+                "occurred_at": (now - timedelta(minutes=1)).isoformat(),
+                "officer": DESK,
+                "unit_code": UNIT,
+            }
+            assert (await api.post("/api/v1/field-reports", json=report)).status_code == 201
+
+            await wait_for(smtp.handler.messages, "the handler's email")
+            await wait_for(lambda: state.oa_messages, "the desk officer's Zalo message")
+            discrepancies = (
+                await api.get(f"/api/v1/discrepancies?dossier={code}&status=open")
+            ).json()
+    [mail] = smtp.handler.messages()
+    assert mail.rcpt_tos == ["b.tran@tinh.gov.vn"]
+    assert code in str(mail.message["Subject"])
+    body = mail.message.get_body(preferencelist=("plain",)).get_content()
+    assert "Đã trả kết quả" in body
+    [oa] = state.oa_messages
+    assert oa["user_id"] == "zalo-uid-desk"
+    assert code in oa["text"]
+    assert [d["kind"] for d in discrepancies["items"]] == ["RETURNED_BUT_OPEN"]
