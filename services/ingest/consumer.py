@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -30,6 +31,17 @@ from shared.db import unit_of_work
 from shared.events import DossierEvent, parse_message
 
 log = logging.getLogger("doisoat.ingest")
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed batch waiting for its transaction."""
+
+    started: float
+    events: list[DossierEvent] = field(default_factory=list)
+    dead: list[service.DeadLetterRecord] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    size: int = 0
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -129,50 +141,64 @@ class KafkaIngestor:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        settings = self._settings
-        failures = 0
-        while not self._stopping.is_set():
-            batch = await consumer.getmany(
-                timeout_ms=settings.kafka_poll_timeout_ms,
-                max_records=settings.kafka_batch_max_messages,
-            )
-            if batch:
-                async with self.batch_lock:
-                    try:
-                        await self._handle(consumer, batch)
-                        failures = 0
-                    except (KafkaError, IllegalStateError):
-                        raise
-                    except Exception:
-                        failures += 1
-                        metrics.INGEST_BATCH_FAILURES.inc()
-                        log.exception("batch failed; retrying from the committed offsets")
-                        for tp in batch:
-                            with contextlib.suppress(IllegalStateError):
-                                await consumer.seek_to_committed(tp)
-                        await self._sleep(
-                            min(
-                                settings.kafka_retry_backoff_seconds * 2 ** min(failures, 10),
-                                settings.kafka_retry_backoff_max_seconds,
-                            )
-                        )
-            await self._update_lag(consumer)
+        """Fetch and parse batch N+1 while batch N is in the database: a two-stage pipeline.
 
-    async def _handle(
-        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> None:
-        started = time.perf_counter()
-        events: list[DossierEvent] = []
-        dead: list[service.DeadLetterRecord] = []
+        Batches still commit strictly in order (the next store starts only after the previous
+        one's offsets were committed), so the at-least-once accounting is unchanged; the
+        overlap only keeps this process's CPU busy while PostgreSQL works.
+        """
+        settings = self._settings
+        in_flight: asyncio.Task[bool] | None = None
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=settings.kafka_poll_timeout_ms,
+                    max_records=settings.kafka_batch_max_messages,
+                )
+                prepared = self._prepare(batch) if batch else None
+                if in_flight is not None:
+                    stored, in_flight = await in_flight, None
+                    if not stored:
+                        failures += 1
+                        await self._recover(consumer, failures)
+                        continue
+                    failures = 0
+                if prepared is not None:
+                    in_flight = asyncio.create_task(self._store(consumer, prepared))
+                await self._update_lag(consumer)
+        finally:
+            if in_flight is not None:
+                await asyncio.shield(in_flight)
+
+    async def _recover(self, consumer: AIOKafkaConsumer, failures: int) -> None:
+        """After a failed batch: rewind every partition to its committed offset, back off."""
+        metrics.INGEST_BATCH_FAILURES.inc()
+        for tp in consumer.assignment():
+            with contextlib.suppress(IllegalStateError):
+                await consumer.seek_to_committed(tp)
+        settings = self._settings
+        await self._sleep(
+            min(
+                settings.kafka_retry_backoff_seconds * 2 ** min(failures, 10),
+                settings.kafka_retry_backoff_max_seconds,
+            )
+        )
+
+    def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Prepared:
+        """Parse and check every message of a batch (CPU only, no I/O)."""
+        prepared = _Prepared(started=time.perf_counter())
         for tp, records in batch.items():
+            prepared.offsets[tp] = records[-1].offset + 1
+            prepared.size += len(records)
             for record in records:
                 parsed = parse_message(
                     record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
                 )
                 if isinstance(parsed, DossierEvent):
-                    events.append(parsed)
+                    prepared.events.append(parsed)
                 else:
-                    dead.append(
+                    prepared.dead.append(
                         service.DeadLetterRecord(
                             tp.topic,
                             tp.partition,
@@ -182,25 +208,38 @@ class KafkaIngestor:
                             parsed,
                         )
                     )
-        now = self._clock()
-        async with unit_of_work(self._engine, "ingest_batch") as connection:
-            result = await service.store_events(connection, events, now=now)
-            await service.store_dead_letters(connection, dead, now=now)
-        if self._on_committed is not None and result.touched_dossiers:
-            self._on_committed()
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as error:
-            metrics.INGEST_COMMIT_FAILURES.inc()
-            log.warning(
-                "offset commit failed; batch will be redelivered", extra={"error": str(error)}
-            )
+        return prepared
+
+    async def _store(self, consumer: AIOKafkaConsumer, prepared: _Prepared) -> bool:
+        """One transaction for the batch, then its offsets; False when the batch must be redone."""
+        async with self.batch_lock:
+            now = self._clock()
+            try:
+                async with unit_of_work(self._engine, "ingest_batch") as connection:
+                    result = await service.store_events(connection, prepared.events, now=now)
+                    await service.store_dead_letters(connection, prepared.dead, now=now)
+            except Exception:
+                log.exception("batch failed; retrying from the committed offsets")
+                return False
+            if self._on_committed is not None and result.touched_dossiers:
+                self._on_committed()
+            try:
+                await consumer.commit(prepared.offsets)
+            except (CommitFailedError, IllegalStateError) as error:
+                metrics.INGEST_COMMIT_FAILURES.inc()
+                log.warning(
+                    "offset commit failed; batch will be redelivered",
+                    extra={"error": str(error)},
+                )
+        self._count(result, prepared)
+        return True
+
+    def _count(self, result: service.BatchResult, prepared: _Prepared) -> None:
         for outcome in ("stored", "duplicate", "stale"):
             count = result.count(outcome)
             if count:
                 metrics.INGEST_EVENTS.labels(outcome=outcome).inc(count)
-        for record in dead:
+        for record in prepared.dead:
             metrics.INGEST_EVENTS.labels(outcome="dead_letter").inc()
             metrics.INGEST_DEAD_LETTERS.labels(reason=record.rejection.reason).inc()
             log.warning(
@@ -212,9 +251,8 @@ class KafkaIngestor:
                     "reason": record.rejection.reason,
                 },
             )
-        size = sum(len(records) for records in batch.values())
-        metrics.INGEST_BATCH_EVENTS.labels(transport="kafka").observe(size)
-        elapsed = time.perf_counter() - started
+        metrics.INGEST_BATCH_EVENTS.labels(transport="kafka").observe(prepared.size)
+        elapsed = time.perf_counter() - prepared.started
         metrics.INGEST_BATCH_SECONDS.labels(transport="kafka").observe(elapsed)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest import pg_bulk
 from services.reconciler import schedule
 from shared.dvcqg import effective_due_at, optional_thoi_diem, parse_thoi_diem
 from shared.events import DossierEvent, Rejection
@@ -43,11 +44,13 @@ class DeadLetterRecord:
 @dataclass(slots=True)
 class BatchResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
-    dead_letters: int = 0
+    repeated: int = 0  # occurrences of an event_id already earlier in the same batch
     touched_dossiers: set[str] = field(default_factory=set)
 
     def count(self, outcome: Outcome) -> int:
-        return sum(1 for value in self.outcomes.values() if value == outcome)
+        """Messages with ``outcome``; a repeat inside the batch counts as a duplicate."""
+        found = sum(1 for value in self.outcomes.values() if value == outcome)
+        return found + self.repeated if outcome == "duplicate" else found
 
 
 def _insert(connection: AsyncConnection, table: Any) -> Any:
@@ -95,41 +98,57 @@ def step_columns(event: DossierEvent) -> dict[str, Any]:
     }
 
 
-def _newest_per_dossier(events: Iterable[DossierEvent], key: Any) -> dict[str, DossierEvent]:
-    newest: dict[str, DossierEvent] = {}
-    for event in events:
-        current = newest.get(event.dossier_code)
-        if current is None or key(event) > key(current):
-            newest[event.dossier_code] = event
+def _newest_per_dossier(rows: Iterable[dict[str, Any]], key: Any) -> dict[str, dict[str, Any]]:
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = newest.get(row["code"])
+        if current is None or key(row) > key(current):
+            newest[row["code"]] = row
     return newest
+
+
+def _is_postgresql(connection: AsyncConnection) -> bool:
+    return connection.dialect.name == "postgresql"
 
 
 async def store_events(
     connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
 ) -> BatchResult:
-    """Apply a batch of checked events; the caller owns the transaction."""
+    """Apply a batch of checked events; the caller owns the transaction.
+
+    Outcomes: ``duplicate`` for an ``event_id`` seen before (also earlier in the batch);
+    ``stale`` for a snapshot older than the dossier's state before this batch (it arrived late:
+    kept in the log, never applied); ``stored`` otherwise.
+    """
     result = BatchResult()
     unique: dict[str, DossierEvent] = {}
     for event in events:
         if event.event_id in unique:
-            result.outcomes.setdefault(event.event_id, "duplicate")
+            result.repeated += 1
         else:
             unique[event.event_id] = event
     if not unique:
         return result
 
-    new_ids = await _insert_event_log(connection, unique.values(), now=now)
+    new_ids = await _insert_event_log(connection, list(unique.values()), now=now)
     for event_id in unique:
         result.outcomes[event_id] = "stored" if event_id in new_ids else "duplicate"
     fresh = [unique[event_id] for event_id in unique if event_id in new_ids]
-    snapshots = [event for event in fresh if event.is_snapshot]
-    steps = [event for event in fresh if not event.is_snapshot]
+    snapshots = [snapshot_columns(event) for event in fresh if event.is_snapshot]
+    steps = [step_columns(event) for event in fresh if not event.is_snapshot]
 
     if snapshots:
-        applied = await _apply_snapshots(connection, snapshots)
-        for event in snapshots:
-            if event.event_id not in applied:
-                result.outcomes[event.event_id] = "stale"
+        current = await _current_snapshots(connection, {row["code"] for row in snapshots})
+        timely = []
+        for row in snapshots:
+            known = current.get(row["code"])
+            if known is not None and _snapshot_order(row) < known:
+                result.outcomes[row["snapshot_event_id"]] = "stale"
+            else:
+                timely.append(row)
+        if timely:
+            newest = _newest_per_dossier(timely, _snapshot_order)
+            await _upsert_snapshots(connection, list(newest.values()))
     if steps:
         await _apply_steps(connection, steps)
     result.touched_dossiers = {event.dossier_code for event in fresh}
@@ -137,8 +156,12 @@ async def store_events(
     return result
 
 
+def _snapshot_order(row: dict[str, Any]) -> tuple[datetime, str]:
+    return (row["snapshot_emitted_at"], row["snapshot_event_id"])
+
+
 async def _insert_event_log(
-    connection: AsyncConnection, events: Iterable[DossierEvent], *, now: datetime
+    connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
 ) -> set[str]:
     rows = [
         {
@@ -152,6 +175,8 @@ async def _insert_event_log(
         }
         for event in events
     ]
+    if _is_postgresql(connection):
+        return await pg_bulk.insert_events(connection, rows, now=now)
     statement = (
         _insert(connection, Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
@@ -161,12 +186,25 @@ async def _insert_event_log(
     return set(returned.scalars().all())
 
 
-async def _apply_snapshots(
-    connection: AsyncConnection, snapshots: Sequence[DossierEvent]
-) -> set[str]:
-    """Upsert the newest snapshot per dossier unless a newer one is stored; return applied ids."""
-    newest = _newest_per_dossier(snapshots, lambda event: event.order_key)
-    rows = [snapshot_columns(event) for event in newest.values()]
+async def _current_snapshots(
+    connection: AsyncConnection, codes: set[str]
+) -> dict[str, tuple[datetime, str]]:
+    """The (``emitted_at``, ``event_id``) of each dossier's stored snapshot, before this batch."""
+    if _is_postgresql(connection):
+        return await pg_bulk.current_snapshots(connection, sorted(codes))
+    found = await connection.execute(
+        select(Dossier.code, Dossier.snapshot_emitted_at, Dossier.snapshot_event_id).where(
+            Dossier.code.in_(codes), Dossier.snapshot_emitted_at.is_not(None)
+        )
+    )
+    return {code: (emitted_at, event_id) for code, emitted_at, event_id in found.all()}
+
+
+async def _upsert_snapshots(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert one snapshot per dossier unless a newer one is stored (guarded in SQL too)."""
+    if _is_postgresql(connection):
+        await pg_bulk.upsert_snapshots(connection, rows)
+        return
     statement = _insert(connection, Dossier)
     excluded = statement.excluded
     updated = {name: getattr(excluded, name) for name in rows[0] if name != "code"}
@@ -178,19 +216,15 @@ async def _apply_snapshots(
             tuple_(Dossier.snapshot_emitted_at, Dossier.snapshot_event_id)
             < tuple_(excluded.snapshot_emitted_at, excluded.snapshot_event_id),
         ),
-    ).returning(Dossier.snapshot_event_id)
-    returned = await connection.execute(statement, rows)
-    return set(returned.scalars().all())
+    )
+    await connection.execute(statement, rows)
 
 
 def _step_order(table: Any) -> Any:
     return tuple_(table.latest_step_at, table.latest_step_emitted_at, table.latest_step_event_id)
 
 
-async def _apply_steps(connection: AsyncConnection, steps: Sequence[DossierEvent]) -> None:
-    step_rows = [step_columns(event) for event in steps]
-    await connection.execute(insert(ProgressStep), step_rows)
-
+async def _apply_steps(connection: AsyncConnection, step_rows: Sequence[dict[str, Any]]) -> None:
     def order(row: dict[str, Any]) -> tuple[datetime, datetime, str]:
         return (row["step_at"], row["emitted_at"], row["event_id"])
 
@@ -209,6 +243,11 @@ async def _apply_steps(connection: AsyncConnection, steps: Sequence[DossierEvent
         }
         for code, row in newest.items()
     ]
+    if _is_postgresql(connection):
+        await pg_bulk.insert_steps(connection, step_rows)
+        await pg_bulk.upsert_step_summary(connection, summary)
+        return
+    await connection.execute(insert(ProgressStep), step_rows)
     statement = _insert(connection, Dossier)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(

@@ -9,19 +9,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.models import ReconcileSchedule
+
+_MARK_MANY = text(
+    """
+    INSERT INTO reconcile_schedule AS s (dossier_code, check_at)
+    SELECT code, :at FROM unnest(CAST(:codes AS text[])) AS code
+    ON CONFLICT (dossier_code) DO UPDATE SET check_at = excluded.check_at
+    WHERE s.check_at > excluded.check_at
+    """
+)
 
 
 async def mark_for_reconcile(
     connection: AsyncConnection, codes: Iterable[str], *, at: datetime
 ) -> None:
     """Ask for ``codes`` to be judged at ``at`` (or earlier, if already asked for earlier)."""
-    rows = [{"dossier_code": code, "check_at": at} for code in sorted(set(codes))]
-    if not rows:
+    ordered = sorted(set(codes))
+    if not ordered:
         return
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_MARK_MANY, {"codes": ordered, "at": at})
+        return
+    rows = [{"dossier_code": code, "check_at": at} for code in ordered]
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(ReconcileSchedule)
     statement = statement.on_conflict_do_update(

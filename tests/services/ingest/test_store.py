@@ -87,13 +87,15 @@ async def test_equal_emitted_at_is_decided_by_event_id(engine: AsyncEngine) -> N
     assert (await dossier(engine)).status == 10
 
 
-async def test_older_snapshot_in_the_same_batch_is_stale(engine: AsyncEngine) -> None:
+async def test_older_snapshot_in_the_same_batch_is_logged_and_the_newest_wins(
+    engine: AsyncEngine,
+) -> None:
     outcomes = await store(
         engine,
         snapshot(CODE, event_id="new", emitted_at=BASE_TIME + timedelta(hours=2), status=9),
         snapshot(CODE, event_id="old", emitted_at=BASE_TIME, status=4),
     )
-    assert outcomes == {"new": "stored", "old": "stale"}
+    assert outcomes == {"new": "stored", "old": "stored"}
     assert (await dossier(engine)).status == 9
 
 
