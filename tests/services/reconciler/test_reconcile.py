@@ -209,3 +209,33 @@ async def test_the_database_refuses_a_second_unresolved_discrepancy_of_a_kind(
             await connection.execute(
                 insert(Discrepancy).values(**{**row, "status": "acknowledged"})
             )
+
+
+async def test_supplement_request_moves_the_due_date_so_nothing_is_overdue(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    original_due = BASE_TIME + timedelta(days=7)
+    moved_due = BASE_TIME + timedelta(days=20)
+    supplement = {
+        "NgayYeuCau": (BASE_TIME + timedelta(days=3)).strftime("%Y%m%d%H%M%S"),
+        "NgayHenTraTruoc": original_due.strftime("%Y%m%d%H%M%S"),
+        "NgayHenTraMoi": moved_due.strftime("%Y%m%d%H%M%S"),
+        "LyDo": "Thiếu bản sao giấy chứng nhận",
+    }
+    clock.moment = original_due + timedelta(days=1)
+    await ingest(
+        engine,
+        clock,
+        snapshot(
+            CODE,
+            event_id="s1",
+            emitted_at=clock.moment - timedelta(hours=1),
+            status=4,
+            DanhSachHoSoBoSung=[supplement],
+        ),
+    )
+    await reconciler.drain()
+    assert "OVERDUE_NO_APOLOGY" not in {d.kind for d in await discrepancies(engine)}
+    clock.moment = moved_due + timedelta(minutes=1)
+    await reconciler.drain()
+    assert "OVERDUE_NO_APOLOGY" in {d.kind for d in await discrepancies(engine)}
