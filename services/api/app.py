@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import ack_router
+from services.alerts import router as notifications_router
 from services.alerts.links import AckLinks
 from services.api import dossiers, ops
 from services.ingest import router as ingest_router
@@ -108,6 +109,7 @@ def create_app(
         app.include_router(kpis_router.router)
         app.include_router(directory_router.router)
         app.include_router(reports_router.router)
+        app.include_router(notifications_router.router)
     app.middleware("http")(_measure)
     app.exception_handler(Exception)(_unexpected_error)
     return app
