@@ -6,6 +6,9 @@ stay low-cardinality (outcome, reason, kind, unit code — never a dossier code 
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
 from prometheus_client import Counter, Gauge, Histogram
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -211,3 +214,41 @@ DISPATCH_BATCH_SECONDS = Histogram(
     "Time of one dispatcher pass: claim, render, send and record one batch.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
 )
+
+# Operations: what a person on call looks at first.
+
+BUILD_INFO = Gauge(
+    "doisoat_build_info",
+    "Always 1; the labels say which doisoat and Python this process runs.",
+    ["version", "python"],
+)
+INGEST_NEWEST_EVENT = Gauge(
+    "doisoat_ingest_newest_event_timestamp_seconds",
+    "emitted_at (Unix time) of the newest event stored from each source system; "
+    "time() minus it is how long a source has been silent.",
+    ["source"],
+)
+DATABASE_REACHABLE = Gauge(
+    "doisoat_database_reachable",
+    "1 when this process reached the database at its last check (every 15 s), else 0.",
+)
+KPI_RATIO = Gauge(
+    "doisoat_kpi_ratio",
+    "Unit KPIs of the current month (QĐ 766) as ratios 0..1: on_time, online, digitised, "
+    "in_system; refreshed by the reconciler's sweep.",
+    ["unit", "kpi"],
+)
+DISCREPANCIES_ACTIVE_BY_UNIT = Gauge(
+    "doisoat_discrepancies_active_by_unit",
+    "Unresolved discrepancies per answering unit and kind, refreshed by the sweep.",
+    ["unit", "kind"],
+)
+
+
+def record_build_info() -> None:
+    """Label the process with its version (called once at start-up)."""
+    try:
+        release = version("doisoat")
+    except PackageNotFoundError:
+        release = "unknown"
+    BUILD_INFO.labels(release, platform.python_version()).set(1)

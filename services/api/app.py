@@ -38,6 +38,7 @@ from shared.db import database_reachable
 log = logging.getLogger("doisoat.api")
 
 WORKER_STOP_TIMEOUT_SECONDS = 30
+DATABASE_CHECK_SECONDS = 15
 
 
 class Worker(Protocol):
@@ -65,11 +66,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(worker.run(), name=worker.name) for worker in workers]
+        watch = asyncio.create_task(_watch_database(engine), name="database-watch")
         for task in tasks:
             task.add_done_callback(_report_crash)
         try:
             yield
         finally:
+            watch.cancel()
             for worker in workers:
                 worker.stop()
             if tasks:
@@ -86,6 +89,7 @@ def create_app(
         docs_url="/docs" if serve_api else None,
         openapi_url="/openapi.json" if serve_api else None,
     )
+    metrics.record_build_info()
     app.state.engine = engine
     app.state.clock = clock
     app.state.key_ring = KeyRing(settings.api_keys)
@@ -113,6 +117,13 @@ def create_app(
     app.middleware("http")(_measure)
     app.exception_handler(Exception)(_unexpected_error)
     return app
+
+
+async def _watch_database(engine: AsyncEngine) -> None:
+    """Keep ``doisoat_database_reachable`` current for the operators' alert."""
+    while True:
+        metrics.DATABASE_REACHABLE.set(1 if await database_reachable(engine) else 0)
+        await asyncio.sleep(DATABASE_CHECK_SECONDS)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

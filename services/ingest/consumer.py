@@ -235,6 +235,7 @@ class KafkaIngestor:
         return True
 
     def _count(self, result: service.BatchResult, prepared: _Prepared) -> None:
+        service.record_newest_events(result)
         for outcome in ("stored", "duplicate", "stale"):
             count = result.count(outcome)
             if count:

@@ -81,6 +81,7 @@ async def post_events(
                     "forbidden_unit", f"the key does not cover unit {unit!r}"
                 )
         result = await service.store_events(connection, accepted, now=clock())
+    service.record_newest_events(result)
     if result.touched_dossiers:
         request.app.state.on_new_facts()
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import pg_bulk
 from services.reconciler import schedule
+from shared import metrics
 from shared.dvcqg import effective_due_at, optional_thoi_diem, parse_thoi_diem
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
@@ -46,6 +47,7 @@ class BatchResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     repeated: int = 0  # occurrences of an event_id already earlier in the same batch
     touched_dossiers: set[str] = field(default_factory=set)
+    newest_by_source: dict[str, datetime] = field(default_factory=dict)
 
     def count(self, outcome: Outcome) -> int:
         """Messages with ``outcome``; a repeat inside the batch counts as a duplicate."""
@@ -56,6 +58,18 @@ class BatchResult:
 def _insert(connection: AsyncConnection, table: Any) -> Any:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+_newest_seen: dict[str, float] = {}
+
+
+def record_newest_events(result: BatchResult) -> None:
+    """After a commit: move each source's newest-event gauge forward (never back)."""
+    for source, moment in result.newest_by_source.items():
+        stamp = moment.timestamp()
+        if stamp > _newest_seen.get(source, 0.0):
+            _newest_seen[source] = stamp
+            metrics.INGEST_NEWEST_EVENT.labels(source).set(stamp)
 
 
 def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
@@ -152,6 +166,10 @@ async def store_events(
     if steps:
         await _apply_steps(connection, steps)
     result.touched_dossiers = {event.dossier_code for event in fresh}
+    for event in fresh:
+        newest = result.newest_by_source.get(event.source)
+        if newest is None or event.emitted_at > newest:
+            result.newest_by_source[event.source] = event.emitted_at
     await schedule.mark_for_reconcile(connection, result.touched_dossiers, at=now)
     return result
 

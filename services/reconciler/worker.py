@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -19,13 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
+from services.reconciler.kpis.formulas import Period
+from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.rules import Kind, Severity
 from shared import metrics
-from shared.clock import Clock
+from shared.clock import VN_TZ, Clock
 from shared.db import unit_of_work
+from shared.directory import load_directory
 from shared.models import Discrepancy
 
 log = logging.getLogger("doisoat.reconciler")
+
+KPI_NAMES = ("on_time", "online", "digitised", "in_system")
 
 ChangeHook = Callable[[AsyncConnection, Sequence[service.Change], datetime], Awaitable[object]]
 
@@ -127,15 +133,38 @@ class Reconciler:
         return len(codes)
 
     async def refresh_gauges(self) -> None:
+        """Gauges read from the database, so every reconciler process reports the same truth."""
+        now = self._clock()
         async with self._engine.connect() as connection:
             rows = await connection.execute(
-                select(Discrepancy.kind, Discrepancy.severity, func.count())
+                select(Discrepancy.unit_code, Discrepancy.kind, Discrepancy.severity, func.count())
                 .where(Discrepancy.status.in_(service.UNRESOLVED))
-                .group_by(Discrepancy.kind, Discrepancy.severity)
+                .group_by(Discrepancy.unit_code, Discrepancy.kind, Discrepancy.severity)
             )
-            counts = {(kind, severity): count for kind, severity, count in rows.all()}
+            grouped = rows.all()
+            directory = await load_directory(connection)
+            today = now.astimezone(VN_TZ).date()
+            kpis = await unit_kpis(
+                connection,
+                scope=Scope.of(directory, unit=None, key_units=None),
+                period=Period(today.replace(day=1), today, as_of=now),
+            )
+        by_kind: dict[tuple[str, str], int] = defaultdict(int)
+        by_unit: dict[tuple[str, str], int] = defaultdict(int)
+        for unit_code, kind, severity, count in grouped:
+            by_kind[(kind, severity)] += count
+            by_unit[(directory.answering_unit(unit_code) or "unknown", kind)] += count
         for kind in Kind:
             for severity in Severity:
                 metrics.DISCREPANCIES_OPEN.labels(kind.value, severity.value).set(
-                    counts.get((kind.value, severity.value), 0)
+                    by_kind.get((kind.value, severity.value), 0)
                 )
+        metrics.DISCREPANCIES_ACTIVE_BY_UNIT.clear()
+        for (unit, kind), count in by_unit.items():
+            metrics.DISCREPANCIES_ACTIVE_BY_UNIT.labels(unit, kind).set(count)
+        metrics.KPI_RATIO.clear()
+        for item in kpis:
+            for kpi in KPI_NAMES:
+                share = item[f"{kpi}_pct"]
+                if share is not None:
+                    metrics.KPI_RATIO.labels(item["unit_code"], kpi).set(share / 100)

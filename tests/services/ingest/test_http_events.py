@@ -186,3 +186,15 @@ async def test_unknown_dossier_is_404_and_foreign_unit_is_403(client: httpx.Asyn
     assert (
         await client.get(f"/api/v1/dossiers/{foreign}", headers=bearer(OFFICER_KEY))
     ).status_code == 403
+
+
+async def test_newest_event_per_source_is_exposed_for_silence_alerts(
+    client: httpx.AsyncClient,
+) -> None:
+    newest = BASE_TIME + timedelta(days=400)
+    await post(client, [snapshot(CODE, event_id="n1", emitted_at=newest)])
+    await post(client, [snapshot(CODE, event_id="n0", emitted_at=newest - timedelta(days=1))])
+    value = REGISTRY.get_sample_value(
+        "doisoat_ingest_newest_event_timestamp_seconds", {"source": "motcua-tinh"}
+    )
+    assert value == newest.timestamp()

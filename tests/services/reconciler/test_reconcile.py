@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -239,3 +240,26 @@ async def test_supplement_request_moves_the_due_date_so_nothing_is_overdue(
     clock.moment = moved_due + timedelta(minutes=1)
     await reconciler.drain()
     assert "OVERDUE_NO_APOLOGY" in {d.kind for d in await discrepancies(engine)}
+
+
+async def test_the_sweep_refreshes_per_unit_gauges_from_the_database(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    clock.moment = BASE_TIME + timedelta(days=1)
+    await ingest(
+        engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4, KenhThucHien=2)
+    )
+    await desk_report(engine, clock, occurred_at=BASE_TIME + timedelta(hours=1))
+    clock.moment = BASE_TIME + timedelta(days=1, hours=4)
+    await reconciler.drain()
+    await reconciler.refresh_gauges()
+    sample = REGISTRY.get_sample_value
+    assert (
+        sample(
+            "doisoat_discrepancies_active_by_unit",
+            {"unit": "000.00.12.H08", "kind": "RETURNED_BUT_OPEN"},
+        )
+        == 1
+    )
+    assert sample("doisoat_kpi_ratio", {"unit": "000.00.12.H08", "kpi": "online"}) == 1.0
+    assert sample("doisoat_kpi_ratio", {"unit": "000.00.12.H08", "kpi": "in_system"}) == 1.0
