@@ -77,6 +77,8 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     """Build the async engine; SQLite gets WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
     options.setdefault("json_serializer", _dump_json)
+    # Statement parameters carry applicants' personal data: keep them out of error messages.
+    options.setdefault("hide_parameters", True)
     options.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

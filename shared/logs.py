@@ -41,6 +41,9 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Libraries log at warning at most: their debug output (aiosqlite, SQLAlchemy, httpx, …)
+    # echoes statements and request bodies, which carry applicants' personal data.
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
+    for ours in ("doisoat", "uvicorn.error", "alembic"):
+        logging.getLogger(ours).setLevel(level.upper())
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -236,6 +236,7 @@ class KafkaIngestor:
 
     def _count(self, result: service.BatchResult, prepared: _Prepared) -> None:
         service.record_newest_events(result)
+        service.log_outcomes(result, "kafka")
         for outcome in ("stored", "duplicate", "stale"):
             count = result.count(outcome)
             if count:

@@ -82,6 +82,7 @@ async def post_events(
                 )
         result = await service.store_events(connection, accepted, now=clock())
     service.record_newest_events(result)
+    service.log_outcomes(result, "http")
     if result.touched_dossiers:
         request.app.state.on_new_facts()
 

@@ -11,6 +11,7 @@ of events costs a handful of round trips. Effects are idempotent and order-indep
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
 
 Outcome = Literal["stored", "duplicate", "stale"]
+
+log = logging.getLogger("doisoat.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class BatchResult:
     repeated: int = 0  # occurrences of an event_id already earlier in the same batch
     touched_dossiers: set[str] = field(default_factory=set)
     newest_by_source: dict[str, datetime] = field(default_factory=dict)
+    dossier_of: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: Outcome) -> int:
         """Messages with ``outcome``; a repeat inside the batch counts as a duplicate."""
@@ -61,6 +65,21 @@ def _insert(connection: AsyncConnection, table: Any) -> Any:
 
 
 _newest_seen: dict[str, float] = {}
+
+
+def log_outcomes(result: BatchResult, transport: str) -> None:
+    """One log line per event (at debug level: a backlog replays thousands a second)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    for event_id, outcome in result.outcomes.items():
+        log.debug(
+            "event " + outcome,
+            extra={
+                "event_id": event_id,
+                "dossier_code": result.dossier_of.get(event_id),
+                "transport": transport,
+            },
+        )
 
 
 def record_newest_events(result: BatchResult) -> None:
@@ -145,8 +164,9 @@ async def store_events(
         return result
 
     new_ids = await _insert_event_log(connection, list(unique.values()), now=now)
-    for event_id in unique:
+    for event_id, event in unique.items():
         result.outcomes[event_id] = "stored" if event_id in new_ids else "duplicate"
+        result.dossier_of[event_id] = event.dossier_code
     fresh = [unique[event_id] for event_id in unique if event_id in new_ids]
     snapshots = [snapshot_columns(event) for event in fresh if event.is_snapshot]
     steps = [step_columns(event) for event in fresh if not event.is_snapshot]
