@@ -17,10 +17,9 @@ from shared.models import ReconcileSchedule
 
 _MARK_MANY = text(
     """
-    INSERT INTO reconcile_schedule AS s (dossier_code, check_at)
+    INSERT INTO reconcile_schedule (dossier_code, check_at)
     SELECT code, :at FROM unnest(CAST(:codes AS text[])) AS code
     ON CONFLICT (dossier_code) DO UPDATE SET check_at = excluded.check_at
-    WHERE s.check_at > excluded.check_at
     """
 )
 
@@ -28,7 +27,12 @@ _MARK_MANY = text(
 async def mark_for_reconcile(
     connection: AsyncConnection, codes: Iterable[str], *, at: datetime
 ) -> None:
-    """Ask for ``codes`` to be judged at ``at`` (or earlier, if already asked for earlier)."""
+    """Ask for ``codes`` to be judged at ``at`` (the writer's now).
+
+    The mark is always rewritten, even over an earlier one still pending: a reconciler that
+    claimed the old mark before these facts were committed then sees that the mark moved
+    and leaves it for the next pass, instead of replacing it with a time computed without them.
+    """
     ordered = sorted(set(codes))
     if not ordered:
         return
@@ -41,6 +45,5 @@ async def mark_for_reconcile(
     statement = statement.on_conflict_do_update(
         index_elements=["dossier_code"],
         set_={"check_at": statement.excluded.check_at},
-        where=ReconcileSchedule.check_at > statement.excluded.check_at,
     )
     await connection.execute(statement, rows)

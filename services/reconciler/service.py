@@ -9,7 +9,7 @@ history row, before the schedule says when each dossier must be judged again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -64,16 +64,18 @@ class _Report:
     received_at: datetime
 
 
-async def claim_due(connection: AsyncConnection, *, now: datetime, limit: int) -> list[str]:
-    """Dossiers whose check is due, locked for this transaction; others' locked rows skipped."""
+async def claim_due(
+    connection: AsyncConnection, *, now: datetime, limit: int
+) -> dict[str, datetime]:
+    """Dossiers whose check is due, with the mark claimed; others' locked rows are skipped."""
     rows = await connection.execute(
-        select(ReconcileSchedule.dossier_code)
+        select(ReconcileSchedule.dossier_code, ReconcileSchedule.check_at)
         .where(ReconcileSchedule.check_at <= now)
         .order_by(ReconcileSchedule.check_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(rows.scalars().all())
+    return {code: check_at for code, check_at in rows.all()}
 
 
 async def reschedule_all(connection: AsyncConnection, *, now: datetime) -> None:
@@ -142,8 +144,13 @@ async def reconcile(
     now: datetime,
     calendar: WorkingCalendar,
     settings: RuleSettings,
+    claimed: Mapping[str, datetime] | None = None,
 ) -> Outcome:
-    """Judge ``codes`` at ``now`` and write the differences; the caller owns the transaction."""
+    """Judge ``codes`` at ``now`` and write the differences; the caller owns the transaction.
+
+    ``claimed`` holds the schedule marks the caller claimed: the next mark only replaces a mark
+    that is still the claimed one, so new facts marked meanwhile are never forgotten.
+    """
     outcome = Outcome(evaluated=len(codes))
     if not codes:
         return outcome
@@ -181,7 +188,7 @@ async def reconcile(
     outcome.changes.extend(await _open(connection, to_open, now=now))
     outcome.changes.extend(await _update(connection, to_update, now=now))
     outcome.changes.extend(await _resolve(connection, to_resolve, now=now))
-    await _schedule(connection, next_checks)
+    await _schedule(connection, next_checks, claimed or {})
     return outcome
 
 
@@ -355,16 +362,51 @@ async def _history(
     )
 
 
-async def _schedule(connection: AsyncConnection, next_checks: dict[str, datetime | None]) -> None:
-    done = [code for code, moment in next_checks.items() if moment is None]
-    later = [
-        {"dossier_code": code, "check_at": moment}
-        for code, moment in next_checks.items()
-        if moment is not None
+async def _schedule(
+    connection: AsyncConnection,
+    next_checks: dict[str, datetime | None],
+    claimed: Mapping[str, datetime],
+) -> None:
+    """Set each dossier's next mark; a claimed mark is replaced only if nobody moved it.
+
+    Without row locks (SQLite), facts committed while this chunk was being judged mark the
+    dossier again; comparing with the claimed mark keeps that newer mark instead of
+    overwriting it with a time computed from the older facts.
+    """
+    guarded = [(code, moment) for code, moment in next_checks.items() if code in claimed]
+    unguarded = {code: m for code, m in next_checks.items() if code not in claimed}
+    done = [{"code": code, "claimed": claimed[code]} for code, m in guarded if m is None]
+    moved = [
+        {"code": code, "claimed": claimed[code], "next": m} for code, m in guarded if m is not None
     ]
+    table = ReconcileSchedule.__table__
     if done:
         await connection.execute(
-            delete(ReconcileSchedule).where(ReconcileSchedule.dossier_code.in_(done))
+            delete(ReconcileSchedule).where(
+                table.c.dossier_code == bindparam("code"),
+                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
+            ),
+            done,
+        )
+    if moved:
+        await connection.execute(
+            update(ReconcileSchedule)
+            .where(
+                table.c.dossier_code == bindparam("code"),
+                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
+            )
+            .values(check_at=bindparam("next", type_=UTCDateTime())),
+            moved,
+        )
+    finished = [code for code, moment in unguarded.items() if moment is None]
+    later = [
+        {"dossier_code": code, "check_at": moment}
+        for code, moment in unguarded.items()
+        if moment is not None
+    ]
+    if finished:
+        await connection.execute(
+            delete(ReconcileSchedule).where(ReconcileSchedule.dossier_code.in_(finished))
         )
     if later:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite

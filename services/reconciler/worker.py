@@ -100,13 +100,19 @@ class Reconciler:
         started = time.perf_counter()
         now = self._clock()
         async with unit_of_work(self._engine, "reconcile") as connection:
-            codes = await service.claim_due(
+            claimed = await service.claim_due(
                 connection, now=now, limit=self._settings.reconcile_chunk_size
             )
-            if not codes:
+            if not claimed:
                 return 0
+            codes = list(claimed)
             outcome = await service.reconcile(
-                connection, codes, now=now, calendar=self.calendar, settings=self.rule_settings
+                connection,
+                codes,
+                now=now,
+                calendar=self.calendar,
+                settings=self.rule_settings,
+                claimed=claimed,
             )
             if self._on_changes is not None and outcome.changes:
                 await self._on_changes(connection, outcome.changes, now)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.service import store_events
+from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
 from services.reconciler.worker import Reconciler
@@ -263,3 +264,26 @@ async def test_the_sweep_refreshes_per_unit_gauges_from_the_database(
     )
     assert sample("doisoat_kpi_ratio", {"unit": "000.00.12.H08", "kpi": "online"}) == 1.0
     assert sample("doisoat_kpi_ratio", {"unit": "000.00.12.H08", "kpi": "in_system"}) == 1.0
+
+
+async def test_facts_marked_while_a_chunk_is_judged_are_not_forgotten(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    """Without row locks (SQLite) a report can land between claim and write: its mark stays."""
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
+    async with engine.connect() as reader:
+        claimed = await service.claim_due(reader, now=clock(), limit=10)
+    clock.moment += timedelta(seconds=1)
+    await desk_report(engine, clock)  # marks the dossier at the new "now"
+    async with unit_of_work(engine, "test") as connection:
+        await service.reconcile(
+            connection,
+            list(claimed),
+            now=clock() - timedelta(seconds=1),
+            calendar=reconciler.calendar,
+            settings=reconciler.rule_settings,
+            claimed=claimed,
+        )
+    async with engine.connect() as connection:
+        mark = (await connection.execute(select(ReconcileSchedule.check_at))).scalar_one()
+    assert mark == clock()
