@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench-ingest
+.PHONY: run test lint demo bench-ingest
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+demo: $(BIN)/.installed
+	$(BIN)/doisoat demo --reset
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from services.alerts.config import AlertsSettings
 from services.alerts.planner import AlertPlanner
 from services.alerts.worker import AlertsWorker
 from services.api.app import Worker, create_app
+from services.demo import DemoError, demo_command
 from services.ingest.config import IngestSettings
 from services.ingest.consumer import KafkaIngestor
 from services.reconciler.config import ReconcilerSettings
@@ -230,6 +231,27 @@ def alerts() -> None:
     """Chỉ chạy dịch vụ cảnh báo (gửi email, Zalo; nhắc lại, báo lãnh đạo, bản tin tuần)."""
     settings = _settings(AlertsSettings)
     _serve(settings, _workers(None, None, settings), serve_api=False)
+
+
+@app.command()
+def demo(
+    dossiers: int = typer.Option(300, help="Số hồ sơ mẫu (50–20.000)."),
+    seed: int = typer.Option(2025, help="Hạt giống sinh dữ liệu (cùng hạt giống, cùng dữ liệu)."),
+    reset: bool = typer.Option(False, help="Xóa tệp SQLite cũ trước khi tạo dữ liệu mẫu."),
+) -> None:
+    """Tạo một Bộ phận Một cửa mẫu, chạy đối soát và in bảng tóm tắt (chỉ để dùng thử)."""
+    settings = _settings(ReconcilerSettings)
+    try:
+        demo_command(
+            settings.database_url,
+            dossiers=dossiers,
+            seed=seed,
+            echo=typer.echo,
+            reset=reset,
+            settings=settings,
+        )
+    except DemoError as error:
+        raise _fail(str(error)) from None
 
 
 if __name__ == "__main__":
