@@ -20,7 +20,7 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 demo: $(BIN)/.installed
-	$(BIN)/doisoat demo --reset
+	$(BIN)/doisoat demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
