@@ -20,9 +20,11 @@ from services.alerts.planner import AlertPlanner
 from services.alerts.worker import AlertsWorker
 from services.api.app import Worker, create_app
 from services.demo import DemoError, demo_command
+from services.import_cli import import_app
 from services.ingest.config import IngestSettings
 from services.ingest.consumer import KafkaIngestor
 from services.reconciler.config import ReconcilerSettings
+from services.reconciler.retention import PurgeError, run_purge
 from services.reconciler.service import Change
 from services.reconciler.worker import ChangeHook, Reconciler
 from shared import migrate as migrations
@@ -38,6 +40,7 @@ app = typer.Typer(
 )
 
 WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
+app.add_typer(import_app, name="import")
 
 
 class _Server(uvicorn.Server):
@@ -231,6 +234,30 @@ def alerts() -> None:
     """Chỉ chạy dịch vụ cảnh báo (gửi email, Zalo; nhắc lại, báo lãnh đạo, bản tin tuần)."""
     settings = _settings(AlertsSettings)
     _serve(settings, _workers(None, None, settings), serve_api=False)
+
+
+@app.command()
+def purge(
+    months: int | None = typer.Option(
+        None,
+        "--months",
+        min=1,
+        help="Xóa dữ liệu cá nhân của hồ sơ đã đóng quá số tháng này "
+        "(mặc định: DOISOAT_PERSONAL_DATA_RETENTION_MONTHS).",
+    ),
+) -> None:
+    """Xóa họ tên và số giấy tờ của chủ hồ sơ đã đóng quá N tháng (Nghị định 13/2023/NĐ-CP)."""
+    settings = _settings(ReconcilerSettings)
+    retention = months if months is not None else settings.personal_data_retention_months
+    if retention is None:
+        raise _fail(
+            "chưa có số tháng: dùng --months N hoặc đặt DOISOAT_PERSONAL_DATA_RETENTION_MONTHS "
+            "/ no retention period: pass --months N or set DOISOAT_PERSONAL_DATA_RETENTION_MONTHS"
+        )
+    try:
+        run_purge(settings.database_url, months=retention, echo=typer.echo)
+    except PurgeError as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()

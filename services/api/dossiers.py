@@ -40,6 +40,7 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
     snapshot = dossier.snapshot or {}
     if principal.role not in ROLES_SEEING_PERSONAL_DATA:
         snapshot = masked_snapshot(snapshot)
+        progress = [masked_snapshot(step) for step in progress]
     return {
         **snapshot,
         "code": dossier.code,

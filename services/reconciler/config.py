@@ -19,6 +19,7 @@ class ReconcilerSettings(BaseDoisoatSettings):
     reconcile_poll_seconds: float = Field(default=1.0, gt=0)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     reconcile_chunk_size: int = Field(default=1000, ge=1, le=10_000)
+    personal_data_retention_months: int | None = Field(default=None, ge=1)  # None: never purge
 
     def rule_settings(self, calendar: WorkingCalendar) -> RuleSettings:
         return RuleSettings(

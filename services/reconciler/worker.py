@@ -22,6 +22,7 @@ from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
+from services.reconciler.retention import PersonalDataRetention
 from services.reconciler.rules import Kind, Severity
 from shared import metrics
 from shared.clock import VN_TZ, Clock
@@ -57,6 +58,10 @@ class Reconciler:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_sweep = 0.0
+        months = settings.personal_data_retention_months
+        self._retention = (
+            None if months is None else PersonalDataRetention(engine, clock, months=months)
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -74,6 +79,8 @@ class Reconciler:
                     await self.refresh_gauges()
                     self._last_sweep = time.monotonic()
                     metrics.RECONCILE_LAST_SWEEP.set(time.time())
+                    if self._retention is not None:
+                        await self._retention.run_due()
             except Exception:
                 log.exception("reconcile pass failed; retrying")
             self._wake.clear()
