@@ -23,6 +23,7 @@ from services.demo import DemoError, demo_command
 from services.import_cli import import_app
 from services.ingest.config import IngestSettings
 from services.ingest.consumer import KafkaIngestor
+from services.keys_cli import keys_app
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.retention import PurgeError, run_purge
 from services.reconciler.service import Change
@@ -41,6 +42,7 @@ app = typer.Typer(
 
 WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
 app.add_typer(import_app, name="import")
+app.add_typer(keys_app, name="keys")
 
 
 class _Server(uvicorn.Server):

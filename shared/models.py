@@ -282,3 +282,41 @@ class ZaloToken(Base):
     refresh_token: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoredApiKey(Base):
+    """An API key made with ``doisoat keys create``: only its SHA-256 hash is kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("key_hash"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    units: Mapped[list[str]] = mapped_column(JsonColumn)
+    account: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One write or acknowledgement through the API: who, what, on which target, with what answer.
+
+    Never the request body: bodies carry applicants' personal data.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index(None, "account", "at"),
+        Index(None, "action", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    account: Mapped[str | None] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str | None] = mapped_column(String(255))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    client_address: Mapped[str | None] = mapped_column(String(64))

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.alerts import ack_router
 from services.alerts import router as notifications_router
 from services.alerts.links import AckLinks
-from services.api import dossiers, ops
+from services.api import audit, dossiers, ops
 from services.ingest import router as ingest_router
 from services.reconciler import router as reconciler_router
 from services.reconciler.directory import router as directory_router
@@ -92,7 +92,7 @@ def create_app(
     metrics.record_build_info()
     app.state.engine = engine
     app.state.clock = clock
-    app.state.key_ring = KeyRing(settings.api_keys)
+    app.state.key_ring = KeyRing(settings.api_keys, engine=engine)
     app.state.on_new_facts = on_new_facts
     app.state.ack_links = AckLinks(
         settings.secret_key,
@@ -114,7 +114,10 @@ def create_app(
         app.include_router(directory_router.router)
         app.include_router(reports_router.router)
         app.include_router(notifications_router.router)
+        app.include_router(audit.router)
     app.middleware("http")(_measure)
+    if serve_api:
+        app.add_middleware(audit.AuditMiddleware)
     app.exception_handler(Exception)(_unexpected_error)
     return app
 

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.auth import NO_KEYS_MESSAGE, KeyRing, Principal
+from shared.auth import (
+    KEYS_UNAVAILABLE_MESSAGE,
+    NO_KEYS_MESSAGE,
+    KeyRing,
+    KeyStoreUnavailable,
+    Principal,
+)
 from shared.clock import Clock
 from shared.config import Role
 
@@ -28,15 +34,26 @@ ClockDep = Annotated[Clock, Depends(_clock)]
 
 
 def require_role(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
-    """Admit keys of ``roles`` (admin always): 503 no keys, 401 bad key, 403 other role."""
+    """Admit keys of ``roles`` (admin always): 503 no keys, 401 bad key, 403 other role.
+
+    The admitted (or refused) principal is left on ``request.state.principal`` for the audit log.
+    """
 
     async def dependency(request: Request) -> Principal:
         ring: KeyRing = request.app.state.key_ring
-        if not ring.configured:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NO_KEYS_MESSAGE)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        principal = ring.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        token = token.strip()
+        try:
+            principal = (
+                await ring.authenticate(token) if scheme.lower() == "bearer" and token else None
+            )
+            if principal is None and not await ring.configured():
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NO_KEYS_MESSAGE)
+        except KeyStoreUnavailable:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, KEYS_UNAVAILABLE_MESSAGE
+            ) from None
         if principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -44,6 +61,7 @@ def require_role(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Princi
                 "(send 'Authorization: Bearer <key>').",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        request.state.principal = principal
         if not principal.is_admin and principal.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -26,6 +26,18 @@ router = APIRouter(prefix="/api/v1", tags=["ingest"])
 SourceKey = Annotated[Principal, Depends(require_role("source"))]
 
 
+def _units_touched(event: DossierEvent, known_units: dict[str, str | None]) -> list[str]:
+    """The units an event writes for: the dossier's stored unit, and a snapshot's new one.
+
+    Checking only the snapshot's own ``DonViXuLy`` would let a key of one commune take over
+    another commune's dossier by sending a newer snapshot under its code.
+    """
+    stored = known_units.get(event.dossier_code)
+    if event.is_snapshot:
+        return [event.data["DonViXuLy"], *([stored] if stored else [])]
+    return [stored or agency_of_dossier_code(event.dossier_code)]
+
+
 def _event_id_of(item: Any) -> str | None:
     if isinstance(item, dict) and isinstance(item.get("event_id"), str):
         return item["event_id"]
@@ -59,27 +71,23 @@ async def post_events(
 
     async with unit_of_work(engine, "http_events") as connection:
         directory = await load_directory(connection)
-        step_codes = [
-            item.dossier_code
-            for item in parsed
-            if isinstance(item, DossierEvent) and not item.is_snapshot
-        ]
-        known_units = await service.known_units_of(connection, step_codes)
+        codes = [item.dossier_code for item in parsed if isinstance(item, DossierEvent)]
+        known_units = await service.known_units_of(connection, codes)
         accepted: list[DossierEvent] = []
         for position, item in enumerate(parsed):
             if isinstance(item, Rejection):
                 continue
-            unit = (
-                item.data["DonViXuLy"]
-                if item.is_snapshot
-                else known_units.get(item.dossier_code) or agency_of_dossier_code(item.dossier_code)
-            )
-            if principal.may_act_for(unit, directory):
-                accepted.append(item)
-            else:
+            outside = [
+                unit
+                for unit in _units_touched(item, known_units)
+                if not principal.may_act_for(unit, directory)
+            ]
+            if outside:
                 parsed[position] = Rejection(
-                    "forbidden_unit", f"the key does not cover unit {unit!r}"
+                    "forbidden_unit", f"the key does not cover unit {outside[0]!r}"
                 )
+            else:
+                accepted.append(item)
         result = await service.store_events(connection, accepted, now=clock())
     service.record_newest_events(result)
     service.log_outcomes(result, "http")
