@@ -18,12 +18,12 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY shared ./shared
 COPY services ./services
 COPY migrations ./migrations
 RUN pip install --upgrade pip setuptools \
-    && pip install . \
+    && pip install -c constraints.txt . \
     && pip uninstall --yes pip setuptools
 
 # --- runtime: the venv only, run as an unprivileged user -------------------------------------

@@ -41,6 +41,7 @@ class _Prepared:
     events: list[DossierEvent] = field(default_factory=list)
     dead: list[service.DeadLetterRecord] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    first: dict[TopicPartition, int] = field(default_factory=dict)
     size: int = 0
 
 
@@ -149,6 +150,7 @@ class KafkaIngestor:
         """
         settings = self._settings
         in_flight: asyncio.Task[bool] | None = None
+        in_flight_batch: _Prepared | None = None
         failures = 0
         try:
             while not self._stopping.is_set():
@@ -158,25 +160,42 @@ class KafkaIngestor:
                 )
                 prepared = self._prepare(batch) if batch else None
                 if in_flight is not None:
+                    failed = in_flight_batch
                     stored, in_flight = await in_flight, None
                     if not stored:
                         failures += 1
-                        await self._recover(consumer, failures)
+                        await self._recover(consumer, failures, failed, prepared)
                         continue
                     failures = 0
                 if prepared is not None:
                     in_flight = asyncio.create_task(self._store(consumer, prepared))
+                    in_flight_batch = prepared
                 await self._update_lag(consumer)
         finally:
             if in_flight is not None:
                 await asyncio.shield(in_flight)
 
-    async def _recover(self, consumer: AIOKafkaConsumer, failures: int) -> None:
-        """After a failed batch: rewind every partition to its committed offset, back off."""
+    async def _recover(
+        self,
+        consumer: AIOKafkaConsumer,
+        failures: int,
+        failed: _Prepared | None,
+        discarded: _Prepared | None,
+    ) -> None:
+        """After a failed batch: rewind to the first offset of the failed batch (and of the
+        batch fetched meanwhile, which is dropped), back off.
+
+        Not ``seek_to_committed``: aiokafka skips the seek when a partition has no committed
+        offset yet (or 0), so a batch failing before its partition's first commit was skipped
+        and its events lost once a later batch committed past it.
+        """
         metrics.INGEST_BATCH_FAILURES.inc()
-        for tp in consumer.assignment():
+        rewind = dict(discarded.first) if discarded is not None else {}
+        if failed is not None:
+            rewind.update(failed.first)  # older than the dropped batch: its offsets win
+        for tp, offset in rewind.items():
             with contextlib.suppress(IllegalStateError):
-                await consumer.seek_to_committed(tp)
+                consumer.seek(tp, offset)
         settings = self._settings
         await self._sleep(
             min(
@@ -189,6 +208,7 @@ class KafkaIngestor:
         """Parse and check every message of a batch (CPU only, no I/O)."""
         prepared = _Prepared(started=time.perf_counter())
         for tp, records in batch.items():
+            prepared.first[tp] = records[0].offset
             prepared.offsets[tp] = records[-1].offset + 1
             prepared.size += len(records)
             for record in records:

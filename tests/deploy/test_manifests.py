@@ -533,7 +533,7 @@ def test_dockerfile_builds_one_small_unprivileged_image() -> None:
     assert "EXPOSE 8000" in final
     (healthcheck,) = [line for line in final if line.startswith("HEALTHCHECK")]
     assert "/healthz" in healthcheck and "urllib" in healthcheck
-    assert "pip install ." in text and "[dev]" not in text
+    assert "pip install -c constraints.txt ." in text and "[dev]" not in text
 
     ignored = {
         line.strip().rstrip("/")
