@@ -72,8 +72,11 @@ def parse_thoi_diem(value: str) -> datetime:
     """
     if len(value) != 14 or not value.isdigit() or not value.isascii():
         raise ValueError(f"{value!r} is not yyyyMMddHHmmss")
+    year = int(value[0:4])
+    if not 1900 <= year <= 2999:  # typos; year 1 would not even fit UTC storage
+        raise ValueError(f"{value!r}: year {year} is out of range")
     return datetime(
-        int(value[0:4]),
+        year,
         int(value[4:6]),
         int(value[6:8]),
         int(value[8:10]),

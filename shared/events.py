@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from itertools import chain
 from typing import Any, Final
 
 import fastjsonschema
@@ -21,6 +22,9 @@ import orjson
 from shared.dvcqg import SNAPSHOT_DATE_FIELDS, STEP_DATE_FIELDS, invalid_dates
 
 MAX_MESSAGE_BYTES: Final = 1024 * 1024
+MAX_JSON_DEPTH: Final = 32  # envelopes nest about 5 deep; orjson writes at most 255 levels
+EARLIEST_YEAR: Final = 1900  # moments outside these years are typos, and overflow UTC storage
+LATEST_YEAR: Final = 2999
 SNAPSHOT: Final = "dossier.snapshot"
 PROGRESS: Final = "dossier.progress"
 
@@ -37,6 +41,8 @@ class Reason:
     SCHEMA: Final = "schema"
     INVALID_EMITTED_AT: Final = "invalid_emitted_at"
     INVALID_DATE: Final = "invalid_date"
+    TOO_DEEP: Final = "too_deep"
+    NUL_CHARACTER: Final = "nul_character"
     KEY_MISMATCH: Final = "key_mismatch"
 
 
@@ -76,14 +82,43 @@ def _validator() -> Any:
     return fastjsonschema.compile(json.loads(schema_text.read_text(encoding="utf-8")))
 
 
+def json_depth(document: Any, *, stop_after: int | None = None) -> int:
+    """Nesting depth of a decoded JSON value: a scalar is 0, ``[]`` and ``{}`` are 1.
+
+    Iterative, one level at a time, so no document can exhaust the interpreter's stack; with
+    ``stop_after`` the walk ends as soon as that depth is passed.
+    """
+    level = [document] if isinstance(document, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if stop_after is not None and depth > stop_after:
+            break
+        lists = [value for value in level if isinstance(value, list)]
+        dicts = [value.values() for value in level if isinstance(value, dict)]
+        children = chain(chain.from_iterable(lists), chain.from_iterable(dicts))
+        level = [child for child in children if isinstance(child, dict | list)]
+    return depth
+
+
+# A JSON ``\u0000`` escape: the backslash before it must not itself be escaped.
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def has_escaped_nul(raw: bytes) -> bool:
+    """Whether raw JSON holds U+0000 (written ``\u0000``), which PostgreSQL cannot store."""
+    return b"u0000" in raw and _ESCAPED_NUL.search(raw) is not None
+
+
 def parse_rfc3339(value: str) -> datetime | None:
     """RFC 3339 with a mandatory offset → aware UTC datetime, else None."""
     if not _RFC3339.match(value):
         return None
     try:
-        return datetime.fromisoformat(value.replace("t", "T").replace("z", "Z")).astimezone(UTC)
-    except ValueError:
+        moment = datetime.fromisoformat(value.replace("t", "T").replace("z", "Z")).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+    return moment if EARLIEST_YEAR <= moment.year <= LATEST_YEAR else None
 
 
 def _schema_message(message: str) -> str:
@@ -95,6 +130,8 @@ def _schema_message(message: str) -> str:
 
 def parse_envelope(document: Any) -> DossierEvent | Rejection:
     """Check one decoded JSON envelope against the contract."""
+    if json_depth(document, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return Rejection(Reason.TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
     emitted_text = document.get("emitted_at") if isinstance(document, dict) else None
     emitted_at = parse_rfc3339(emitted_text) if isinstance(emitted_text, str) else None
     if isinstance(emitted_text, str) and emitted_at is None:
@@ -141,6 +178,10 @@ def parse_message(
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
         return Rejection(Reason.INVALID_UTF8, str(error)[:500])
+    if has_escaped_nul(value):
+        return Rejection(
+            Reason.NUL_CHARACTER, "a string holds U+0000, which PostgreSQL cannot store"
+        )
     try:
         document = orjson.loads(text)
     except orjson.JSONDecodeError as error:

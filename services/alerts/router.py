@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import func, select
 
-from services.api.deps import EngineDep, require_role
+from services.api.deps import EngineDep, Offset, require_role
 from shared.auth import Principal
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
@@ -48,7 +48,7 @@ async def list_notifications(
     engine: EngineDep,
     status_filter: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Newest first; ``status`` takes one or several of pending, sent, dead (and cancelled)."""
     wanted = [item.strip() for item in (status_filter or "").split(",") if item.strip()]

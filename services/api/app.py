@@ -24,6 +24,7 @@ from services.alerts import ack_router
 from services.alerts import router as notifications_router
 from services.alerts.links import AckLinks
 from services.api import audit, dossiers, ops
+from services.api.errors import install_error_handlers
 from services.ingest import router as ingest_router
 from services.reconciler import router as reconciler_router
 from services.reconciler.directory import router as directory_router
@@ -90,6 +91,7 @@ def create_app(
         openapi_url="/openapi.json" if serve_api else None,
     )
     metrics.record_build_info()
+    install_error_handlers(app)
     app.state.engine = engine
     app.state.clock = clock
     app.state.key_ring = KeyRing(settings.api_keys, engine=engine)

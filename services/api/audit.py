@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerts.links import AckLinks, InvalidAckLink
-from services.api.deps import EngineDep, require_role
+from services.api.deps import EngineDep, Offset, require_role
 from shared.auth import Principal
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
@@ -186,7 +186,7 @@ async def list_audit(
     action: Annotated[str | None, Query(max_length=TEXT_LIMIT)] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     """The audit log, newest first; ``action`` is e.g. ``POST /api/v1/field-reports``."""
     if since is not None and since.tzinfo is None:

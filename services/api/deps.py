@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import (
@@ -28,6 +28,9 @@ def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
+
+MAX_OFFSET = 10_000_000  # far past any real list; bigger numbers overflow SQL integers
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 ClockDep = Annotated[Clock, Depends(_clock)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from services.api.deps import ClockDep, EngineDep, forbidden_unit, require_role
+from services.api.deps import ClockDep, EngineDep, Offset, forbidden_unit, require_role
 from services.reconciler import queries
 from services.reconciler.rules import Kind
 from services.reconciler.schemas import DiscrepancyPage, DiscrepancyRead
@@ -45,7 +45,7 @@ async def list_discrepancies(
     unit: str | None = None,
     dossier: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DiscrepancyPage:
     statuses = _split(status_filter, STATUSES, "status")
     kinds = _split(kind, tuple(k.value for k in Kind), "kind")
@@ -73,7 +73,11 @@ async def acknowledge(
 ) -> DiscrepancyRead:
     async with unit_of_work(engine, "acknowledge") as connection:
         row = None
-        if discrepancy_id.isdigit() and len(discrepancy_id) <= MAX_ID_DIGITS:
+        if (
+            discrepancy_id.isascii()
+            and discrepancy_id.isdecimal()
+            and (len(discrepancy_id) <= MAX_ID_DIGITS)
+        ):
             row = await queries.get_discrepancy(connection, int(discrepancy_id))
         if row is None:
             raise HTTPException(

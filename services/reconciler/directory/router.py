@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from services.api.deps import ClockDep, EngineDep, require_role
+from services.api.deps import ClockDep, EngineDep, Offset, require_role
 from services.api.limits import read_body, too_large
 from services.reconciler.directory import service
 from services.reconciler.directory.schemas import (
@@ -42,7 +42,6 @@ AdminKey = Annotated[Principal, Depends(require_role("admin"))]
 UnitCode = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 AccountPath = Annotated[str, Path(min_length=1, max_length=128, pattern=ACCOUNT_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _not_found(what: str, key: str) -> HTTPException:
