@@ -253,6 +253,15 @@ NUL_MESSAGE: Final = (
 )
 
 
+def _is_utf8(body: bytes) -> bool:
+    """A NUL byte in UTF-8 is U+0000; in other encodings the route says what is wrong."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _nul_in_target(scope: Scope) -> bool:
     """NUL in the path or the query string (``%00``): no text column can hold it."""
     return (
@@ -322,7 +331,7 @@ class BodyGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if has_escaped_nul(body) or b"\x00" in body:
+        if has_escaped_nul(body) or (b"\x00" in body and _is_utf8(body)):
             await self._refuse(scope, receive, send, 422, NUL_MESSAGE)
             return
         refusal = inspect_json_body(
