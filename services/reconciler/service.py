@@ -122,7 +122,7 @@ async def _load(
     for row in (
         await connection.execute(
             select(Discrepancy).where(
-                Discrepancy.dossier_code.in_(codes), Discrepancy.status.in_(UNRESOLVED)
+                Discrepancy.dossier_code.in_(codes), Discrepancy.status != "resolved"
             )
         )
     ).all():
