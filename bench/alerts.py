@@ -270,9 +270,9 @@ def service_env(db_url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str
     }
     if args.batch_size:
         env["DOISOAT_DISPATCH_BATCH_SIZE"] = str(args.batch_size)
-    for name, value in os.environ.items():  # explicit DOISOAT_… of the caller win (log level…)
+    for name, value in os.environ.items():  # the caller's other DOISOAT_… (log level, …)
         if name.startswith("DOISOAT_") and not name.startswith("DOISOAT_TEST"):
-            env[name] = value
+            env.setdefault(name, value)  # never the database, the fakes or the settings above
     return env
 
 
