@@ -1130,7 +1130,7 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
         report.add()
         if not args.skip_resweep:
             await sweep_in_process(engine, db_url, seeded, report, first=False)
-        for chunk_size in args.chunk_sizes:
+        for chunk_size in args.chunk_sizes if args.processes else ():
             await sweep_processes(
                 engine,
                 db_url,
@@ -1139,7 +1139,7 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
                 processes=args.processes,
                 chunk_size=chunk_size,
             )
-        if args.py_spy is not None:
+        if args.py_spy is not None and args.processes:
             args.py_spy.mkdir(parents=True, exist_ok=True)
             await sweep_processes(
                 engine,
@@ -1167,7 +1167,7 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
         if code_fingerprint() != fingerprint:
             report.add(
                 f"WARNING: the reconcile code changed during the run (now {code_fingerprint()}): "
-                "processes started later ran the newer code"
+                "processes started after that ran the newer code"
             )
     finally:
         await engine.dispose()
@@ -1210,7 +1210,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--dossiers", type=int, default=1_000_000, help="dossier codes")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--processes", type=int, default=2, help="`doisoat reconciler` processes")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="`doisoat reconciler` processes (0: none)"
+    )
     parser.add_argument(
         "--chunk-sizes",
         type=_chunk_sizes,
