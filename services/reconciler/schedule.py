@@ -6,13 +6,14 @@ batch" crash-proof: if the facts are committed, so is the mark; the reconciler p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db import UTCDateTime, among
 from shared.models import ReconcileSchedule
 
 _MARK_MANY = text(
@@ -47,3 +48,111 @@ async def mark_for_reconcile(
         set_={"check_at": statement.excluded.check_at},
     )
     await connection.execute(statement, rows)
+
+
+_MOVE_CLAIMED = text(
+    """
+    UPDATE reconcile_schedule AS s SET check_at = u.next_at
+    FROM unnest(CAST(:codes AS text[]), CAST(:claimed AS timestamptz[]),
+                CAST(:next_at AS timestamptz[])) AS u(code, claimed, next_at)
+    WHERE s.dossier_code = u.code AND s.check_at = u.claimed
+    """
+)
+_DROP_CLAIMED = text(
+    """
+    DELETE FROM reconcile_schedule AS s
+    USING unnest(CAST(:codes AS text[]), CAST(:claimed AS timestamptz[])) AS u(code, claimed)
+    WHERE s.dossier_code = u.code AND s.check_at = u.claimed
+    """
+)
+
+
+async def set_next_checks(
+    connection: AsyncConnection,
+    next_checks: dict[str, datetime | None],
+    claimed: Mapping[str, datetime],
+) -> None:
+    """Set each dossier's next mark; a claimed mark is replaced only if nobody moved it.
+
+    Without row locks (SQLite), facts committed while this chunk was being judged mark the
+    dossier again; comparing with the claimed mark keeps that newer mark instead of
+    overwriting it with a time computed from the older facts.
+    """
+    guarded = [(code, moment) for code, moment in next_checks.items() if code in claimed]
+    unguarded = {code: m for code, m in next_checks.items() if code not in claimed}
+    done = [code for code, moment in guarded if moment is None]
+    moved = [(code, moment) for code, moment in guarded if moment is not None]
+    if connection.dialect.name == "postgresql":
+        await _schedule_claimed_set_based(connection, done, moved, claimed)
+    else:
+        await _schedule_claimed_per_row(connection, done, moved, claimed)
+    finished = [code for code, moment in unguarded.items() if moment is None]
+    later = [
+        {"dossier_code": code, "check_at": moment}
+        for code, moment in unguarded.items()
+        if moment is not None
+    ]
+    if finished:
+        await connection.execute(
+            delete(ReconcileSchedule).where(
+                among(connection, ReconcileSchedule.dossier_code, finished)
+            )
+        )
+    if later:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(ReconcileSchedule)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["dossier_code"], set_={"check_at": statement.excluded.check_at}
+            ),
+            later,
+        )
+
+
+async def _schedule_claimed_set_based(
+    connection: AsyncConnection,
+    done: Sequence[str],
+    moved: Sequence[tuple[str, datetime]],
+    claimed: Mapping[str, datetime],
+) -> None:
+    """PostgreSQL: one statement each for the claimed marks dropped and moved (arrays)."""
+    if done:
+        await connection.execute(
+            _DROP_CLAIMED, {"codes": list(done), "claimed": [claimed[code] for code in done]}
+        )
+    if moved:
+        await connection.execute(
+            _MOVE_CLAIMED,
+            {
+                "codes": [code for code, _ in moved],
+                "claimed": [claimed[code] for code, _ in moved],
+                "next_at": [moment for _, moment in moved],
+            },
+        )
+
+
+async def _schedule_claimed_per_row(
+    connection: AsyncConnection,
+    done: Sequence[str],
+    moved: Sequence[tuple[str, datetime]],
+    claimed: Mapping[str, datetime],
+) -> None:
+    table = ReconcileSchedule.__table__
+    if done:
+        await connection.execute(
+            delete(ReconcileSchedule).where(
+                table.c.dossier_code == bindparam("code"),
+                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
+            ),
+            [{"code": code, "claimed": claimed[code]} for code in done],
+        )
+    if moved:
+        await connection.execute(
+            update(ReconcileSchedule)
+            .where(
+                table.c.dossier_code == bindparam("code"),
+                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
+            )
+            .values(check_at=bindparam("next", type_=UTCDateTime())),
+            [{"code": code, "claimed": claimed[code], "next": moment} for code, moment in moved],
+        )

@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, delete, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler import rules
+from services.reconciler import rules, schedule
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
 from shared.calendar import WorkingCalendar
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, among
 from shared.dvcqg import STATUS_NAMES_VI, agency_of_dossier_code
 from shared.models import (
     Discrepancy,
@@ -105,27 +104,62 @@ def facts_of(row: Any) -> DossierFacts:
     )
 
 
+_DOSSIER_COLUMNS = (
+    Dossier.code,
+    Dossier.status,
+    Dossier.unit_code,
+    Dossier.responsible,
+    Dossier.due_at,
+    Dossier.finished_at,
+    Dossier.returned_at,
+    Dossier.snapshot_emitted_at,
+    Dossier.latest_step_at,
+)
+_REPORT_COLUMNS = (
+    FieldReport.dossier_code,
+    FieldReport.report_id,
+    FieldReport.kind,
+    FieldReport.occurred_at,
+    FieldReport.officer,
+    FieldReport.unit_code,
+    FieldReport.received_at,
+)
+_DISCREPANCY_COLUMNS = (
+    Discrepancy.id,
+    Discrepancy.dossier_code,
+    Discrepancy.kind,
+    Discrepancy.severity,
+    Discrepancy.details,
+    Discrepancy.unit_code,
+)
+
+
 async def _load(
     connection: AsyncConnection, codes: Collection[str]
 ) -> tuple[dict[str, Any], dict[str, list[_Report]], dict[str, dict[str, Any]]]:
+    """The chunk's facts, desk reports and unresolved discrepancies: one query each.
+
+    Only the columns the rules and the writes need are read (not the snapshot document).
+    """
     dossiers = {
         row.code: row
-        for row in (await connection.execute(select(Dossier).where(Dossier.code.in_(codes)))).all()
+        for row in await connection.execute(
+            select(*_DOSSIER_COLUMNS).where(among(connection, Dossier.code, codes))
+        )
     }
     reports: dict[str, list[_Report]] = defaultdict(list)
-    for row in (
-        await connection.execute(select(FieldReport).where(FieldReport.dossier_code.in_(codes)))
-    ).all():
+    for row in await connection.execute(
+        select(*_REPORT_COLUMNS).where(among(connection, FieldReport.dossier_code, codes))
+    ):
         desk = DeskReport(row.report_id, row.kind, row.occurred_at, row.officer)
         reports[row.dossier_code].append(_Report(desk, row.unit_code, row.received_at))
     unresolved: dict[str, dict[str, Any]] = defaultdict(dict)
-    for row in (
-        await connection.execute(
-            select(Discrepancy).where(
-                Discrepancy.dossier_code.in_(codes), Discrepancy.status != "resolved"
-            )
+    for row in await connection.execute(
+        select(*_DISCREPANCY_COLUMNS).where(
+            among(connection, Discrepancy.dossier_code, codes),
+            Discrepancy.status != "resolved",
         )
-    ).all():
+    ):
         unresolved[row.dossier_code][row.kind] = row
     return dossiers, reports, unresolved
 
@@ -188,7 +222,7 @@ async def reconcile(
     outcome.changes.extend(await _open(connection, to_open, now=now))
     outcome.changes.extend(await _update(connection, to_update, now=now))
     outcome.changes.extend(await _resolve(connection, to_resolve, now=now))
-    await _schedule(connection, next_checks, claimed or {})
+    await schedule.set_next_checks(connection, next_checks, claimed or {})
     return outcome
 
 
@@ -360,60 +394,3 @@ async def _history(
             for ident, action, severity, note in entries
         ],
     )
-
-
-async def _schedule(
-    connection: AsyncConnection,
-    next_checks: dict[str, datetime | None],
-    claimed: Mapping[str, datetime],
-) -> None:
-    """Set each dossier's next mark; a claimed mark is replaced only if nobody moved it.
-
-    Without row locks (SQLite), facts committed while this chunk was being judged mark the
-    dossier again; comparing with the claimed mark keeps that newer mark instead of
-    overwriting it with a time computed from the older facts.
-    """
-    guarded = [(code, moment) for code, moment in next_checks.items() if code in claimed]
-    unguarded = {code: m for code, m in next_checks.items() if code not in claimed}
-    done = [{"code": code, "claimed": claimed[code]} for code, m in guarded if m is None]
-    moved = [
-        {"code": code, "claimed": claimed[code], "next": m} for code, m in guarded if m is not None
-    ]
-    table = ReconcileSchedule.__table__
-    if done:
-        await connection.execute(
-            delete(ReconcileSchedule).where(
-                table.c.dossier_code == bindparam("code"),
-                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
-            ),
-            done,
-        )
-    if moved:
-        await connection.execute(
-            update(ReconcileSchedule)
-            .where(
-                table.c.dossier_code == bindparam("code"),
-                table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
-            )
-            .values(check_at=bindparam("next", type_=UTCDateTime())),
-            moved,
-        )
-    finished = [code for code, moment in unguarded.items() if moment is None]
-    later = [
-        {"dossier_code": code, "check_at": moment}
-        for code, moment in unguarded.items()
-        if moment is not None
-    ]
-    if finished:
-        await connection.execute(
-            delete(ReconcileSchedule).where(ReconcileSchedule.dossier_code.in_(finished))
-        )
-    if later:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(ReconcileSchedule)
-        await connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["dossier_code"], set_={"check_at": statement.excluded.check_at}
-            ),
-            later,
-        )
