@@ -29,7 +29,6 @@ import json
 import os
 import pstats
 import random
-import re
 import resource
 import shutil
 import signal
@@ -340,6 +339,7 @@ STATEMENT_LABELS = (
     ("DELETE FROM reconcile_schedule", "schedule: delete done"),
     ("UPDATE reconcile_schedule", "schedule: update next check"),
     ("INSERT INTO reconcile_schedule", "schedule: upsert next check"),
+    ("SET LOCAL plan_cache_mode", "SET LOCAL plan_cache_mode (×2)"),
 )
 
 
@@ -860,9 +860,9 @@ async def plan_diagnostics(
                 )
             load = busiest.get("load unresolved discrepancies")
             if load is not None:
-                count = max(int(n) for n in re.findall(r"\$(\d+)", load["statement"]))
-                args = [*codes[: count - 2], "open", "acknowledged"]
-                literals = ", ".join("'" + arg.replace("'", "''") + "'" for arg in args)
+                # One text[] parameter: the codes of a chunk, as an array literal.
+                array = ",".join('"' + code.replace('"', '\\"') + '"' for code in codes[:1000])
+                literals = "'{" + array.replace("'", "''") + "}'"
                 cached = await pg.fetchval(
                     f'EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "{load["name"]}"({literals})'
                 )

@@ -87,6 +87,8 @@ class Finding:
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:  # what the database hands back: nothing to convert
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"datetimes must be timezone-aware, got naive {moment!r}")
     return moment.astimezone(UTC)
@@ -185,21 +187,27 @@ def _desk_rules(
     """RETURNED_BUT_OPEN, NOT_IN_SYSTEM, TIME_MISMATCH, STATUS_CONFLICT."""
     found: list[Finding] = []
     grace = grace_end(report, settings)
-    base = _report_details(report, calendar)
     grace_minutes = _minutes(settings.return_grace)
     if facts is None:
         if now >= grace:
-            details = {**base, "grace_minutes": grace_minutes}
+            details = {**_report_details(report, calendar), "grace_minutes": grace_minutes}
             found.append(Finding(Kind.NOT_IN_SYSTEM, Severity.CRITICAL, grace, details))
         return found
 
     status = facts.status
-    system = {
-        "system_status": status,
-        "finished_at": _iso(facts.finished_at, calendar),
-        "returned_at": _iso(facts.returned_at, calendar),
-    }
-    if status in NOT_RETURNED_STATUSES and now >= grace:
+    open_after_grace = status in NOT_RETURNED_STATUSES and now >= grace
+    conflict = (report.kind == "returned" and status in TERMINAL_STATUSES) or (
+        report.kind == "withdrawn" and status == Status.RETURNED
+    )
+    # Details are built only for a finding: most dossiers a sweep judges have none.
+    if open_after_grace or conflict:
+        base = _report_details(report, calendar)
+        system = {
+            "system_status": status,
+            "finished_at": _iso(facts.finished_at, calendar),
+            "returned_at": _iso(facts.returned_at, calendar),
+        }
+    if open_after_grace:
         severity = Severity.WARNING if status == Status.FINISHED else Severity.CRITICAL
         details = {**base, **system, "grace_minutes": grace_minutes}
         found.append(Finding(Kind.RETURNED_BUT_OPEN, severity, grace, details))
@@ -209,9 +217,6 @@ def _desk_rules(
         if mismatch is not None:
             found.append(mismatch)
 
-    conflict = (report.kind == "returned" and status in TERMINAL_STATUSES) or (
-        report.kind == "withdrawn" and status == Status.RETURNED
-    )
     if conflict:
         since = _utc(report.occurred_at)
         found.append(Finding(Kind.STATUS_CONFLICT, Severity.WARNING, since, {**base, **system}))
@@ -257,8 +262,27 @@ def _time_mismatch(
     return Finding(Kind.TIME_MISMATCH, Severity.WARNING, max(moments), details)
 
 
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """An open dossier's deadline marks, computed once for both the findings and the next check."""
+
+    due_at: datetime | None
+    due_soon: datetime | None
+    stall: datetime | None
+
+
+def _marks(facts: DossierFacts, *, calendar: WorkingCalendar, settings: RuleSettings) -> _Marks:
+    due = None if facts.due_at is None else _utc(facts.due_at)
+    return _Marks(
+        due_at=due,
+        due_soon=due_soon_from(due, calendar=calendar, settings=settings),
+        stall=stall_mark(facts, calendar=calendar, settings=settings),
+    )
+
+
 def _time_rules(
     facts: DossierFacts,
+    marks: _Marks,
     *,
     now: datetime,
     calendar: WorkingCalendar,
@@ -266,27 +290,52 @@ def _time_rules(
 ) -> list[Finding]:
     """OVERDUE_NO_APOLOGY, DUE_SOON, STALLED, for an open dossier no desk report covers."""
     found: list[Finding] = []
-    if facts.due_at is not None:
-        due = _utc(facts.due_at)
+    due = marks.due_at
+    if due is not None:
         due_details = {"system_status": facts.status, "due_at": _iso(due, calendar)}
         if now > due:
             found.append(Finding(Kind.OVERDUE_NO_APOLOGY, Severity.CRITICAL, due, due_details))
-        else:
-            start = due_soon_from(due, calendar=calendar, settings=settings)
+        elif marks.due_soon is not None and now >= marks.due_soon:
             # Equivalent to working_time_between(now, due) <= window; the mark is exact.
-            if start is not None and now >= start:
-                details = {**due_details, "window_minutes": _minutes(settings.due_soon_window)}
-                found.append(Finding(Kind.DUE_SOON, Severity.INFO, start, details))
+            details = {**due_details, "window_minutes": _minutes(settings.due_soon_window)}
+            found.append(Finding(Kind.DUE_SOON, Severity.INFO, marks.due_soon, details))
 
-    mark = stall_mark(facts, calendar=calendar, settings=settings)
-    if mark is not None and now >= mark:
+    if marks.stall is not None and now >= marks.stall:
         details = {
             "system_status": facts.status,
             "last_activity_at": _iso(facts.last_activity_at, calendar),
             "stall_after_minutes": _minutes(settings.stall_after),
         }
-        found.append(Finding(Kind.STALLED, Severity.WARNING, mark, details))
+        found.append(Finding(Kind.STALLED, Severity.WARNING, marks.stall, details))
     return found
+
+
+def judge(
+    facts: DossierFacts | None,
+    reports: Sequence[DeskReport],
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> tuple[list[Finding], datetime | None]:
+    """``evaluate`` and ``next_change`` together, each mark computed once (the sweep's path)."""
+    now = _utc(now)
+    report = latest_report(reports)
+    found: list[Finding] = []
+    candidates: tuple[datetime | None, ...] = ()
+    if report is not None:
+        # Once the desk has handed it over or taken it back, deadlines and stalls are moot.
+        found = _desk_rules(facts, report, now=now, calendar=calendar, settings=settings)
+        if facts is None or facts.status in NOT_RETURNED_STATUSES:
+            candidates = (grace_end(report, settings),)
+    elif facts is not None and _is_open(facts):
+        marks = _marks(facts, calendar=calendar, settings=settings)
+        found = _time_rules(facts, marks, now=now, calendar=calendar, settings=settings)
+        candidates = (marks.due_soon, overdue_from(marks.due_at), marks.stall)
+    if len(found) > 1:
+        found.sort(key=lambda finding: finding.kind.value)
+    future = [mark for mark in candidates if mark is not None and mark > now]
+    return found, min(future, default=None)
 
 
 def evaluate(
@@ -298,16 +347,7 @@ def evaluate(
     settings: RuleSettings,
 ) -> list[Finding]:
     """Every discrepancy the dossier holds at ``now``: at most one per kind, sorted by kind."""
-    now = _utc(now)
-    report = latest_report(reports)
-    if report is not None:
-        # Once the desk has handed it over or taken it back, deadlines and stalls are moot.
-        found = _desk_rules(facts, report, now=now, calendar=calendar, settings=settings)
-    elif facts is not None and _is_open(facts):
-        found = _time_rules(facts, now=now, calendar=calendar, settings=settings)
-    else:
-        found = []
-    return sorted(found, key=lambda finding: finding.kind.value)
+    return judge(facts, reports, now=now, calendar=calendar, settings=settings)[0]
 
 
 def next_change(
@@ -323,15 +363,4 @@ def next_change(
     Only time moves here: a grace period expiring, the due-soon window opening, the due date
     passing, the stall mark. New events or reports call for a fresh evaluation anyway.
     """
-    now = _utc(now)
-    marks: list[datetime | None] = []
-    report = latest_report(reports)
-    if report is not None:
-        if facts is None or facts.status in NOT_RETURNED_STATUSES:
-            marks.append(grace_end(report, settings))
-    elif facts is not None and _is_open(facts):
-        marks.append(due_soon_from(facts.due_at, calendar=calendar, settings=settings))
-        marks.append(overdue_from(facts.due_at))
-        marks.append(stall_mark(facts, calendar=calendar, settings=settings))
-    future = [mark for mark in marks if mark is not None and mark > now]
-    return min(future, default=None)
+    return judge(facts, reports, now=now, calendar=calendar, settings=settings)[1]

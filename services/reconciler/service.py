@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy import (
+    String,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler import rules, schedule
@@ -134,6 +144,10 @@ _DISCREPANCY_COLUMNS = (
 )
 
 
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+_DEFAULT_PLANS = text("SET LOCAL plan_cache_mode TO DEFAULT")
+
+
 async def _load(
     connection: AsyncConnection, codes: Collection[str]
 ) -> tuple[dict[str, Any], dict[str, list[_Report]], dict[str, dict[str, Any]]]:
@@ -154,13 +168,23 @@ async def _load(
         desk = DeskReport(row.report_id, row.kind, row.occurred_at, row.officer)
         reports[row.dossier_code].append(_Report(desk, row.unit_code, row.received_at))
     unresolved: dict[str, dict[str, Any]] = defaultdict(dict)
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        # The discrepancies table grows from nothing during a first sweep: a generic plan
+        # cached while it was small (a seq scan) would stay in use at tens of thousands of
+        # rows. This one statement is planned for each chunk (well under a millisecond).
+        await connection.execute(_CUSTOM_PLANS)
     for row in await connection.execute(
         select(*_DISCREPANCY_COLUMNS).where(
             among(connection, Discrepancy.dossier_code, codes),
-            Discrepancy.status != "resolved",
+            # A literal, not a parameter: only then can a generic plan use the partial
+            # unique index, whose predicate is ``status <> 'resolved'``.
+            Discrepancy.status != literal_column("'resolved'"),
         )
     ):
         unresolved[row.dossier_code][row.kind] = row
+    if postgres:
+        await connection.execute(_DEFAULT_PLANS)
     return dossiers, reports, unresolved
 
 
@@ -198,7 +222,7 @@ async def reconcile(
         row = dossiers.get(code)
         facts = facts_of(row) if row is not None else None
         desk_reports = [report.desk for report in reports.get(code, ())]
-        findings = rules.evaluate(
+        findings, next_checks[code] = rules.judge(
             facts, desk_reports, now=now, calendar=calendar, settings=settings
         )
         current = unresolved.get(code, {})
@@ -214,9 +238,6 @@ async def reconcile(
             (existing, _resolution(row))
             for kind, existing in current.items()
             if kind not in found_kinds
-        )
-        next_checks[code] = rules.next_change(
-            facts, desk_reports, now=now, calendar=calendar, settings=settings
         )
 
     outcome.changes.extend(await _open(connection, to_open, now=now))
@@ -371,6 +392,16 @@ async def _resolve(
     ]
 
 
+_INSERT_HISTORY = text(
+    """
+    INSERT INTO discrepancy_history (discrepancy_id, at, action, actor, severity, note)
+    SELECT u.discrepancy_id, :at, u.action, :actor, u.severity, u.note
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:severities AS text[]),
+                CAST(:notes AS text[])) AS u(discrepancy_id, action, severity, note)
+    """
+).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("actor", type_=String()))
+
+
 async def _history(
     connection: AsyncConnection,
     entries: Sequence[tuple[int, str, str | None, str | None]],
@@ -379,6 +410,22 @@ async def _history(
     actor: str | None = None,
 ) -> None:
     if not entries:
+        return
+    if connection.dialect.name == "postgresql":
+        # One statement for the chunk; an executemany would run the foreign key check's
+        # cached plan once per row.
+        ids, actions, severities, notes = (list(column) for column in zip(*entries, strict=True))
+        await connection.execute(
+            _INSERT_HISTORY,
+            {
+                "ids": ids,
+                "actions": actions,
+                "severities": severities,
+                "notes": notes,
+                "at": now,
+                "actor": actor,
+            },
+        )
         return
     await connection.execute(
         insert(DiscrepancyHistory),
