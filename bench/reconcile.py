@@ -175,6 +175,7 @@ def code_fingerprint() -> str:
 @dataclass
 class Seeded:
     now: datetime
+    before: datetime  # the "last judged" moment of the periodic sweep phase (see below)
     codes: int
     labels: bytearray  # LABELS index per dossier number
     planted: dict[str, int]
@@ -200,7 +201,17 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
     now = system_clock()
     calendar = ReconcilerSettings().calendar()
     day = timedelta(days=1)
-    stalled_at = calendar.add_working_time(now, -10 * calendar.day_length)  # 10 working days
+    # Stalled: the stall mark falls a little before now (at the last office minute an hour or
+    # more ago), so that a periodic sweep run now is the one that finds it.
+    settings = ReconcilerSettings()
+    stall_after = settings.rule_settings(calendar).stall_after
+    last_office_minute = calendar.previous_office_end(now - timedelta(hours=1)) - timedelta(
+        minutes=1
+    )
+    stalled_at = calendar.add_working_time(last_office_minute, -stall_after)
+    # The periodic sweep phase judges everything first at ``before``, when no time-based
+    # planted condition held yet (the last was the desk report of a day ago, or the stall).
+    before = min(now - timedelta(days=4), last_office_minute - timedelta(hours=1))
     occurred = [now - day - timedelta(minutes=m) for m in range(60)]  # desk: a day ago
     recent = [now - timedelta(minutes=5 + m) for m in range(90)]  # activity: minutes ago
     received = now - timedelta(days=10)
@@ -284,6 +295,7 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
         await connection.close()
     return Seeded(
         now,
+        before,
         total,
         labels,
         planted,
@@ -609,6 +621,71 @@ async def sweep_in_process(
     timer.remove(engine)
     report.add()
     return drain_seconds
+
+
+async def periodic_sweep(engine: AsyncEngine, db_url: str, seeded: Seeded, report: Report) -> None:
+    """The sweep as it runs every minute: an indexed query for the marks that have come due.
+
+    The database is first brought to the state the service leaves behind: every dossier judged
+    at ``before`` (days ago, when none of the time-based planted conditions held yet), which
+    writes each dossier's next mark (due-soon window, due date, stall mark, grace expiry). Then
+    one sweep at the real clock: it claims only the dossiers whose mark has passed, through the
+    index on ``check_at``, and must find every planted discrepancy.
+    """
+    settings = ReconcilerSettings(database_url=db_url)
+    await reset_discrepancies(engine)
+    before = seeded.before
+    report.add(
+        f"(c) periodic sweep over all {seeded.dossier_rows:,} dossiers: chunk "
+        f"{settings.reconcile_chunk_size}, load {load_average()}"
+    )
+    async with unit_of_work(engine, "bench") as connection:
+        await service.reschedule_all(connection, now=before)
+    started = time.perf_counter()
+    judged_before = await Reconciler(settings, engine, lambda: before).drain()
+    earlier = time.perf_counter() - started
+    async with engine.connect() as connection:
+        scheduled = (
+            await connection.execute(text("SELECT count(*) FROM reconcile_schedule"))
+        ).scalar_one()
+    report.add(
+        f"    state left by the service: every dossier judged at {before:%Y-%m-%d %H:%M} UTC "
+        f"({judged_before:,} in {earlier:.1f} s, a full re-judgement); open then: "
+        + (
+            ", ".join(f"{k} {n:,}" for k, n in sorted((await open_by_kind(engine)).items()))
+            or "none"
+        )
+        + f"; {scheduled:,} dossiers hold a next mark"
+    )
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text("VACUUM ANALYZE reconcile_schedule, discrepancies"))
+    reconciler = Reconciler(settings, engine, system_clock)
+    chunks = TimedChunks(reconciler)
+    sampler = RssSampler([os.getpid()])
+    sampler.start()
+    since = system_clock()
+    started = time.perf_counter()
+    judged = await reconciler.drain()
+    wall = time.perf_counter() - started
+    sampler.stop()
+    history = await history_since(engine, since)
+    report.add(
+        f"    sweep at now: {wall:.1f} s  [{verdict(wall <= SWEEP_TARGET_SECONDS)} target "
+        f"≤ {SWEEP_TARGET_SECONDS:.0f} s]; {judged:,} of {seeded.dossier_rows:,} dossiers were "
+        f"due and judged; changes: "
+        + ", ".join(f"{action} {count:,}" for action, count in sorted(history.items()))
+    )
+    report.add(f"    {chunks.summary()}")
+    report.add(f"    RSS peak {sampler.peak[os.getpid()] / MIB:.0f} MiB")
+    found = await open_by_kind(engine)
+    ok, lines = kind_table(found, seeded.planted)
+    report.add(f"    unresolved discrepancies by kind: {'as planted' if ok else 'NOT AS PLANTED'}")
+    for line in lines:
+        report.add(line)
+    if not ok:
+        report.failures.append("periodic sweep: discrepancies not as planted")
+    report.add()
 
 
 async def sweep_processes(
@@ -1161,37 +1238,14 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
                 chunks=args.profile_chunks,
                 output=args.profile_out,
             )
-            # A full first sweep again: it also leaves nothing due for the incremental part.
-            await what_if_custom_plans(db_url, seeded, report)
+        # Also leaves nothing due (after the profile's half sweep) for the incremental part.
+        await periodic_sweep(engine, db_url, seeded, report)
         await incremental(engine, db_url, seeded, report, repetitions=args.repetitions, rng=rng)
         if code_fingerprint() != fingerprint:
             report.add(
                 f"WARNING: the reconcile code changed during the run (now {code_fingerprint()}): "
                 "processes started after that ran the newer code"
             )
-    finally:
-        await engine.dispose()
-
-
-async def what_if_custom_plans(db_url: str, seeded: Seeded, report: Report) -> None:
-    """The in-process first sweep again, its sessions told never to keep a generic plan.
-
-    A session setting of this benchmark's own engine (``plan_cache_mode``), not a change of the
-    service: it tells whether cached generic plans are what slows the first sweep down.
-    """
-    engine = create_engine(
-        db_url, connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}}
-    )
-    try:
-        await reset_discrepancies(engine)
-        await sweep_in_process(
-            engine,
-            db_url,
-            seeded,
-            report,
-            first=True,
-            title="what-if: in-process first sweep with plan_cache_mode=force_custom_plan",
-        )
     finally:
         await engine.dispose()
 
