@@ -128,9 +128,13 @@ def _schema_message(message: str) -> str:
     return message[:500]
 
 
-def parse_envelope(document: Any) -> DossierEvent | Rejection:
-    """Check one decoded JSON envelope against the contract."""
-    if json_depth(document, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Rejection:
+    """Check one decoded JSON envelope against the contract.
+
+    ``shallow``: the caller has proved the document cannot nest deeper than the limit (its
+    text holds no more opening brackets than that), so the depth walk is skipped.
+    """
+    if not shallow and json_depth(document, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return Rejection(Reason.TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
     emitted_text = document.get("emitted_at") if isinstance(document, dict) else None
     emitted_at = parse_rfc3339(emitted_text) if isinstance(emitted_text, str) else None
@@ -162,6 +166,22 @@ def parse_envelope(document: Any) -> DossierEvent | Rejection:
     )
 
 
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _not_utf8(value: bytes) -> Rejection:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection(Reason.INVALID_UTF8, str(error)[:500])
+    raise AssertionError("only called for bytes that are not UTF-8")
+
+
 def parse_message(
     value: bytes | None, key: bytes | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES
 ) -> DossierEvent | Rejection:
@@ -174,19 +194,21 @@ def parse_message(
         return Rejection(Reason.EMPTY, "empty message")
     if len(value) > max_bytes:
         return Rejection(Reason.TOO_LARGE, f"{len(value)} bytes, limit {max_bytes}")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return Rejection(Reason.INVALID_UTF8, str(error)[:500])
     if has_escaped_nul(value):
+        if not _is_utf8(value):
+            return _not_utf8(value)
         return Rejection(
             Reason.NUL_CHARACTER, "a string holds U+0000, which PostgreSQL cannot store"
         )
     try:
-        document = orjson.loads(text)
+        document = orjson.loads(value)  # validates UTF-8 itself: no decoded copy needed
     except orjson.JSONDecodeError as error:
+        if not _is_utf8(value):
+            return _not_utf8(value)
         return Rejection(Reason.INVALID_JSON, str(error)[:500])
-    parsed = parse_envelope(document)
+    # Depth never exceeds the number of opening brackets (those inside strings included).
+    shallow = value.count(b"{") + value.count(b"[") <= MAX_JSON_DEPTH
+    parsed = parse_envelope(document, shallow=shallow)
     if isinstance(parsed, Rejection) or key is None:
         return parsed
     key_text = key.decode("utf-8", errors="replace")
