@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -19,7 +19,7 @@ from typing import Any, Final
 import jsonschema_rs
 import orjson
 
-from shared.dvcqg import SNAPSHOT_DATE_FIELDS, STEP_DATE_FIELDS, invalid_dates
+from shared.dvcqg import SNAPSHOT_DATE_FIELDS, STEP_DATE_FIELDS, parse_dates
 
 MAX_MESSAGE_BYTES: Final = 1024 * 1024
 MAX_JSON_DEPTH: Final = 32  # envelopes nest about 5 deep; orjson writes at most 255 levels
@@ -65,6 +65,8 @@ class DossierEvent:
     emitted_at: datetime
     dossier_code: str
     data: dict[str, Any]
+    # The data's own date fields, parsed while checking them (absent when not given).
+    moments: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def is_snapshot(self) -> bool:
@@ -156,7 +158,7 @@ def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Re
         return Rejection(Reason.INVALID_EMITTED_AT, "emitted_at is not RFC 3339")
     data = document["data"]
     fields = SNAPSHOT_DATE_FIELDS if document["type"] == SNAPSHOT else STEP_DATE_FIELDS
-    bad = invalid_dates(data, fields)
+    moments, bad = parse_dates(data, fields)
     if bad:
         return Rejection(Reason.INVALID_DATE, "not a real yyyyMMddHHmmss moment: " + ", ".join(bad))
     return DossierEvent(
@@ -166,6 +168,7 @@ def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Re
         emitted_at=emitted_at,
         dossier_code=data["MaHoSo"],
         data=data,
+        moments=moments,
     )
 
 

@@ -91,6 +91,12 @@ def record_newest_events(result: BatchResult) -> None:
             metrics.INGEST_NEWEST_EVENT.labels(source).set(stamp)
 
 
+def _moment(event: DossierEvent, name: str) -> datetime | None:
+    """A date field of the event: parsed once when the event was checked."""
+    moment = event.moments.get(name)
+    return moment if moment is not None else optional_thoi_diem(event.data, name)
+
+
 def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
     """The dossier columns a snapshot determines (pure)."""
     data = event.data
@@ -103,11 +109,11 @@ def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
         "procedure_name": data.get("TenTTHC"),
         "channel": data["KenhThucHien"],
         "digitised": None if digitised is None else digitised == 1,
-        "received_at": optional_thoi_diem(data, "NgayTiepNhan"),
-        "due_at": effective_due_at(data),
-        "finished_at": optional_thoi_diem(data, "NgayKetThucXuLy"),
-        "returned_at": optional_thoi_diem(data, "NgayTra"),
-        "refused_at": optional_thoi_diem(data, "NgayTuChoi"),
+        "received_at": _moment(event, "NgayTiepNhan"),
+        "due_at": effective_due_at(data, promised=_moment(event, "NgayHenTra")),
+        "finished_at": _moment(event, "NgayKetThucXuLy"),
+        "returned_at": _moment(event, "NgayTra"),
+        "refused_at": _moment(event, "NgayTuChoi"),
         "snapshot": data,
         "snapshot_emitted_at": event.emitted_at,
         "snapshot_event_id": event.event_id,
@@ -119,15 +125,15 @@ def step_columns(event: DossierEvent) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "dossier_code": event.dossier_code,
-        "step_at": parse_thoi_diem(data["ThoiDiemXuLy"]),
+        "step_at": _moment(event, "ThoiDiemXuLy") or parse_thoi_diem(data["ThoiDiemXuLy"]),
         "emitted_at": event.emitted_at,
         "officer": data["NguoiXuLy"],
         "status": data["TrangThai"],
         "title": data.get("ChucDanh"),
         "department": data.get("PhongBanXuLy"),
         "content": data.get("NoiDungXuLy"),
-        "started_at": optional_thoi_diem(data, "NgayBatDau"),
-        "deadline_at": optional_thoi_diem(data, "NgayKetThucTheoQuyDinh"),
+        "started_at": _moment(event, "NgayBatDau"),
+        "deadline_at": _moment(event, "NgayKetThucTheoQuyDinh"),
     }
 
 
