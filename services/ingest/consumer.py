@@ -32,6 +32,8 @@ from shared.events import DossierEvent, parse_message
 
 log = logging.getLogger("doisoat.ingest")
 
+_PARSE_SLICE = 200  # messages parsed between two yields to the event loop (a few ms of CPU)
+
 
 @dataclass(slots=True)
 class _Prepared:
@@ -158,7 +160,7 @@ class KafkaIngestor:
                     timeout_ms=settings.kafka_poll_timeout_ms,
                     max_records=settings.kafka_batch_max_messages,
                 )
-                prepared = self._prepare(batch) if batch else None
+                prepared = await self._prepare(batch) if batch else None
                 if in_flight is not None:
                     failed = in_flight_batch
                     stored, in_flight = await in_flight, None
@@ -204,14 +206,21 @@ class KafkaIngestor:
             )
         )
 
-    def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Prepared:
-        """Parse and check every message of a batch (CPU only, no I/O)."""
+    async def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Prepared:
+        """Parse and check every message of a batch (CPU only, no I/O).
+
+        The work is cut in slices with a yield to the event loop between them: the previous
+        batch's transaction sends its next statement as soon as PostgreSQL answered the last
+        one, instead of waiting for the whole batch to be parsed.
+        """
         prepared = _Prepared(started=time.perf_counter())
         for tp, records in batch.items():
             prepared.first[tp] = records[0].offset
             prepared.offsets[tp] = records[-1].offset + 1
             prepared.size += len(records)
-            for record in records:
+            for index, record in enumerate(records):
+                if index % _PARSE_SLICE == _PARSE_SLICE - 1:
+                    await asyncio.sleep(0)
                 parsed = parse_message(
                     record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
                 )
