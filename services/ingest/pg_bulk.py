@@ -9,13 +9,15 @@ property tests run both against the same expectations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.events import DossierEvent
 
 _INSERT_EVENTS = text(
     """
@@ -112,26 +114,25 @@ def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, 
     return {name: [row[name] for row in rows] for name in names}
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
 async def insert_events(
-    connection: AsyncConnection, rows: Sequence[dict[str, Any]], *, now: datetime
-) -> set[str]:
+    connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
+) -> tuple[set[str], dict[str, str]]:
+    """Log the events; returns the ids that were new and each event's data as JSON text
+    (serialised once: a snapshot's document is stored again as the dossier's state)."""
+    texts = {event.event_id: orjson.dumps(event.data).decode() for event in events}
     returned = await connection.execute(
         _INSERT_EVENTS,
         {
-            "event_ids": [row["event_id"] for row in rows],
-            "types": [row["type"] for row in rows],
-            "sources": [row["source"] for row in rows],
-            "emitted": [row["emitted_at"] for row in rows],
-            "codes": [row["dossier_code"] for row in rows],
-            "datas": [_json(row["data"]) for row in rows],
+            "event_ids": list(texts),
+            "types": [event.type for event in events],
+            "sources": [event.source for event in events],
+            "emitted": [event.emitted_at for event in events],
+            "codes": [event.dossier_code for event in events],
+            "datas": list(texts.values()),
             "now": now,
         },
     )
-    return set(returned.scalars().all())
+    return set(returned.scalars().all()), texts
 
 
 async def insert_steps(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -145,9 +146,12 @@ async def current_snapshots(
     return {code: (emitted_at, event_id) for code, emitted_at, event_id in found.all()}
 
 
-async def upsert_snapshots(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+async def upsert_snapshots(
+    connection: AsyncConnection, rows: Sequence[dict[str, Any]], texts: Mapping[str, str]
+) -> set[str]:
+    """``texts``: the JSON of each snapshot by event id, as :func:`insert_events` made it."""
     columns = _columns(rows, list(rows[0]))
-    columns["snapshot"] = [_json(value) for value in columns["snapshot"]]
+    columns["snapshot"] = [texts[event_id] for event_id in columns["snapshot_event_id"]]
     returned = await connection.execute(_UPSERT_SNAPSHOTS, columns)
     return set(returned.scalars().all())
 

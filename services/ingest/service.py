@@ -12,7 +12,7 @@ of events costs a handful of round trips. Effects are idempotent and order-indep
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -169,7 +169,7 @@ async def store_events(
     if not unique:
         return result
 
-    new_ids = await _insert_event_log(connection, list(unique.values()), now=now)
+    new_ids, texts = await _insert_event_log(connection, list(unique.values()), now=now)
     for event_id, event in unique.items():
         result.outcomes[event_id] = "stored" if event_id in new_ids else "duplicate"
         result.dossier_of[event_id] = event.dossier_code
@@ -188,7 +188,7 @@ async def store_events(
                 timely.append(row)
         if timely:
             newest = _newest_per_dossier(timely, _snapshot_order)
-            await _upsert_snapshots(connection, list(newest.values()))
+            await _upsert_snapshots(connection, list(newest.values()), texts)
     if steps:
         await _apply_steps(connection, steps)
     result.touched_dossiers = {event.dossier_code for event in fresh}
@@ -206,7 +206,10 @@ def _snapshot_order(row: dict[str, Any]) -> tuple[datetime, str]:
 
 async def _insert_event_log(
     connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
-) -> set[str]:
+) -> tuple[set[str], dict[str, str]]:
+    """The new event ids, and (PostgreSQL) each event's data already serialised as JSON."""
+    if _is_postgresql(connection):
+        return await pg_bulk.insert_events(connection, events, now=now)
     rows = [
         {
             "event_id": event.event_id,
@@ -219,15 +222,13 @@ async def _insert_event_log(
         }
         for event in events
     ]
-    if _is_postgresql(connection):
-        return await pg_bulk.insert_events(connection, rows, now=now)
     statement = (
         _insert(connection, Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(Event.event_id)
     )
     returned = await connection.execute(statement, rows)
-    return set(returned.scalars().all())
+    return set(returned.scalars().all()), {}
 
 
 async def _current_snapshots(
@@ -244,10 +245,12 @@ async def _current_snapshots(
     return {code: (emitted_at, event_id) for code, emitted_at, event_id in found.all()}
 
 
-async def _upsert_snapshots(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def _upsert_snapshots(
+    connection: AsyncConnection, rows: Sequence[dict[str, Any]], texts: Mapping[str, str]
+) -> None:
     """Upsert one snapshot per dossier unless a newer one is stored (guarded in SQL too)."""
     if _is_postgresql(connection):
-        await pg_bulk.upsert_snapshots(connection, rows)
+        await pg_bulk.upsert_snapshots(connection, rows, texts)
         return
     statement = _insert(connection, Dossier)
     excluded = statement.excluded
