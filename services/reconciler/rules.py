@@ -107,6 +107,8 @@ def latest_report(reports: Sequence[DeskReport]) -> DeskReport | None:
     """The report that counts: latest by (occurred_at, report_id), whatever the list order."""
     if not reports:
         return None
+    if len(reports) == 1:
+        return reports[0]
     return max(
         reports,
         key=lambda r: (_utc(r.occurred_at), r.report_id, r.kind, r.officer),

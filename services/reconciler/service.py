@@ -103,14 +103,13 @@ def _literal_time(now: datetime) -> Any:
 
 
 def facts_of(row: Any) -> DossierFacts:
-    activity = [moment for moment in (row.snapshot_emitted_at, row.latest_step_at) if moment]
+    snapshot_at, step_at = row.snapshot_emitted_at, row.latest_step_at
+    if snapshot_at is None or (step_at is not None and step_at > snapshot_at):
+        last_activity = step_at
+    else:
+        last_activity = snapshot_at
     return DossierFacts(
-        code=row.code,
-        status=row.status,
-        due_at=row.due_at,
-        finished_at=row.finished_at,
-        returned_at=row.returned_at,
-        last_activity_at=max(activity, default=None),
+        row.code, row.status, row.due_at, row.finished_at, row.returned_at, last_activity
     )
 
 
@@ -225,19 +224,28 @@ async def reconcile(
     to_resolve: list[tuple[Any, str]] = []
     next_checks: dict[str, datetime | None] = {}
 
+    judge = rules.judge
+    no_reports: list[_Report] = []
     for code in codes:
         row = dossiers.get(code)
         facts = facts_of(row) if row is not None else None
-        desk_reports = [report.desk for report in reports.get(code, ())]
-        findings, next_checks[code] = rules.judge(
-            facts, desk_reports, now=now, calendar=calendar, settings=settings
+        code_reports = reports.get(code, no_reports)
+        findings, next_checks[code] = judge(
+            facts,
+            [report.desk for report in code_reports],
+            now=now,
+            calendar=calendar,
+            settings=settings,
         )
-        current = unresolved.get(code, {})
-        latest = _latest(reports.get(code, ()))
+        current = unresolved.get(code)
+        if not findings and not current:
+            continue  # the common case: nothing wrong, nothing was
+        current = current or {}
         for finding in findings:
             existing = current.get(finding.kind.value)
             if existing is None:
-                to_open.append((code, finding, _context(code, row, latest)))
+                context = _context(code, row, _latest(code_reports))
+                to_open.append((code, finding, context))
             elif existing.severity != finding.severity.value or existing.details != finding.details:
                 to_update.append((existing, finding))
         found_kinds = {finding.kind.value for finding in findings}
