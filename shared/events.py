@@ -172,20 +172,13 @@ def parse_envelope(document: Any, *, shallow: bool = False) -> DossierEvent | Re
     )
 
 
-def _is_utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _not_utf8(value: bytes) -> Rejection:
+def _utf8_rejection(value: bytes) -> Rejection | None:
+    """``invalid_utf8`` when ``value`` is not UTF-8, else None (asked only once parsing failed)."""
     try:
         value.decode("utf-8")
     except UnicodeDecodeError as error:
         return Rejection(Reason.INVALID_UTF8, str(error)[:500])
-    raise AssertionError("only called for bytes that are not UTF-8")
+    return None
 
 
 def parse_message(
@@ -201,17 +194,13 @@ def parse_message(
     if len(value) > max_bytes:
         return Rejection(Reason.TOO_LARGE, f"{len(value)} bytes, limit {max_bytes}")
     if has_escaped_nul(value):
-        if not _is_utf8(value):
-            return _not_utf8(value)
-        return Rejection(
+        return _utf8_rejection(value) or Rejection(
             Reason.NUL_CHARACTER, "a string holds U+0000, which PostgreSQL cannot store"
         )
     try:
         document = orjson.loads(value)  # validates UTF-8 itself: no decoded copy needed
     except orjson.JSONDecodeError as error:
-        if not _is_utf8(value):
-            return _not_utf8(value)
-        return Rejection(Reason.INVALID_JSON, str(error)[:500])
+        return _utf8_rejection(value) or Rejection(Reason.INVALID_JSON, str(error)[:500])
     # Depth never exceeds the number of opening brackets (those inside strings included).
     shallow = value.count(b"{") + value.count(b"[") <= MAX_JSON_DEPTH
     parsed = parse_envelope(document, shallow=shallow)
