@@ -88,8 +88,16 @@ async def claim_due(
 
 
 async def reschedule_all(connection: AsyncConnection, *, now: datetime) -> None:
-    """Ask for every known dossier to be judged again (after thresholds or office hours change)."""
-    await connection.execute(delete(ReconcileSchedule))
+    """Ask for every known dossier to be judged again (after thresholds or office hours change).
+
+    On PostgreSQL the old marks are truncated rather than deleted: a million dead rows would
+    also stay in the ``check_at`` index that every claim walks until the next vacuum. TRUNCATE
+    waits for the reconcilers' open chunks and holds new claims until this commits.
+    """
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("TRUNCATE reconcile_schedule"))
+    else:
+        await connection.execute(delete(ReconcileSchedule))
     codes = select(Dossier.code).union(select(FieldReport.dossier_code)).subquery()
     await connection.execute(
         insert(ReconcileSchedule).from_select(

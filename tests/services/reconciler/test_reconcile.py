@@ -287,3 +287,27 @@ async def test_facts_marked_while_a_chunk_is_judged_are_not_forgotten(
     async with engine.connect() as connection:
         mark = (await connection.execute(select(ReconcileSchedule.check_at))).scalar_one()
     assert mark == clock()
+
+
+async def test_reschedule_all_marks_every_dossier_and_every_desk_only_code_once(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    other = dossier_code(6)
+    desk_only = dossier_code(7)
+    await ingest(
+        engine,
+        clock,
+        snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4),
+        snapshot(other, event_id="s2", emitted_at=BASE_TIME, status=10),
+    )
+    await desk_report(engine, clock)  # for CODE, which the system knows too
+    await desk_report(engine, clock, code=desk_only, report_id="r2")
+    await reconciler.drain()
+    clock.moment = RETURNED_AT + timedelta(hours=1)
+    async with unit_of_work(engine, "test") as connection:
+        await service.reschedule_all(connection, now=clock())
+    async with engine.connect() as connection:
+        marks = (await connection.execute(select(ReconcileSchedule))).all()
+    assert sorted((row.dossier_code, row.check_at) for row in marks) == sorted(
+        (code, clock()) for code in (CODE, other, desk_only)
+    )
