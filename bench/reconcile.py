@@ -1,19 +1,23 @@
-"""Reconcile benchmark: a full sweep over a million dossiers, and the incremental chunk.
+"""Reconcile benchmark: the periodic sweep and a full re-judgement over a million dossiers, and
+the incremental chunk.
 
 1. creates and migrates a fresh PostgreSQL database and seeds ``--dossiers`` dossier codes with
    COPY: 95 % clean (half returned with a matching desk report, half open with a far due date
    and recent activity), 5 % with one planted discrepancy each (returned at the desk but open,
    overdue, stalled, returned at the wrong time, reported at the desk but unknown to the system);
-2. (a) full sweep in this process: ``reschedule_all`` then ``Reconciler.drain()`` with the real
-   clock and the default chunk size, checking that exactly the planted discrepancies open; then
-   the same sweep again with everything already open (nothing to write but the schedule);
-3. (a) full sweep by ``--processes`` ``doisoat reconciler`` OS processes per chunk size, each
+2. (a) full re-judgement in this process: ``reschedule_all`` then ``Reconciler.drain()`` with
+   the real clock and the default chunk size, checking that exactly the planted discrepancies
+   open; then (unless ``--skip-resweep``) again with everything already open;
+3. (a) the same by ``--processes`` ``doisoat reconciler`` OS processes per chunk size, each
    from an empty discrepancy table, timed from the committed reschedule until no due row is left;
-4. (b) incremental: ``--repetitions`` times, 1,000 random dossiers change (status 2 ↔ 4 and a new
+4. when the in-process drain misses 30 s (or ``--profile always``), one chunk of a first sweep
+   is profiled with cProfile, with the SQL round trips timed by statement;
+5. (c) the periodic sweep: every dossier judged first at a moment days ago (the state the
+   service leaves: each dossier's next mark written), then one sweep at the real clock, which
+   claims only the dossiers whose mark has passed and must find every planted discrepancy;
+6. (b) incremental: ``--repetitions`` times, 1,000 random dossiers change (status 2 ↔ 4 and a new
    snapshot time) and are marked for reconcile, and one ``reconcile_chunk()`` is timed;
-5. when the in-process sweep misses its target (or ``--profile always``), one chunk of a first
-   sweep is profiled with cProfile, with the SQL round trips timed by statement;
-6. prints the figures and drops the database (unless ``--keep-db``), also on Ctrl-C or SIGTERM.
+7. prints the figures and drops the database (unless ``--keep-db``), also on Ctrl-C or SIGTERM.
 
 Run from the repository root: ``.venv/bin/python bench/reconcile.py --help``.
 """
