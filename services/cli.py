@@ -26,8 +26,8 @@ from services.ingest.consumer import KafkaIngestor
 from services.keys_cli import keys_app
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.retention import PurgeError, run_purge
-from services.reconciler.service import Change
 from services.reconciler.worker import ChangeHook, Reconciler
+from services.reconciler.writes import Change
 from shared import migrate as migrations
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings

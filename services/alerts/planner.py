@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.alerts import digest, routing
 from services.alerts.config import AlertsSettings
 from services.alerts.content import alert_content
-from services.reconciler.service import Change
+from services.reconciler.writes import Change
 from shared.directory import Directory, load_directory
 from shared.models import AlertTrack, Discrepancy, Dossier, Notification, Officer, Unit
 

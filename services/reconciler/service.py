@@ -12,49 +12,20 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import (
-    String,
-    bindparam,
-    delete,
-    insert,
-    literal,
-    literal_column,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import delete, insert, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler import rules, schedule
+from services.reconciler import rules, schedule, writes
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
+from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
 from shared.db import UTCDateTime, among
 from shared.dvcqg import STATUS_NAMES_VI, agency_of_dossier_code
-from shared.models import (
-    Discrepancy,
-    DiscrepancyHistory,
-    Dossier,
-    FieldReport,
-    ReconcileSchedule,
-)
+from shared.models import Discrepancy, Dossier, FieldReport, ReconcileSchedule
 
 UNRESOLVED = ("open", "acknowledged")
-Action = Literal["opened", "severity_changed", "resolved"]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One thing that happened to a discrepancy (what alerts are written from)."""
-
-    discrepancy_id: int
-    dossier_code: str
-    kind: str
-    severity: str
-    action: Action
-    unit_code: str | None
-    report_received_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -263,9 +234,9 @@ async def reconcile(
             if kind not in found_kinds
         )
 
-    outcome.changes.extend(await _open(connection, to_open, now=now))
-    outcome.changes.extend(await _update(connection, to_update, now=now))
-    outcome.changes.extend(await _resolve(connection, to_resolve, now=now))
+    outcome.changes.extend(await writes.open_findings(connection, to_open, now=now))
+    outcome.changes.extend(await writes.update_findings(connection, to_update, now=now))
+    outcome.changes.extend(await writes.resolve(connection, to_resolve, now=now))
     await _custom_plans(connection, False)
     await schedule.set_next_checks(connection, next_checks, claimed or {})
     return outcome
@@ -286,182 +257,3 @@ def _context(code: str, dossier: Any, report: _Report | None) -> dict[str, Any]:
         "reporter": report.desk.officer if report is not None else None,
         "report_received_at": report.received_at if report is not None else None,
     }
-
-
-async def _open(
-    connection: AsyncConnection,
-    to_open: Sequence[tuple[str, Finding, dict[str, Any]]],
-    *,
-    now: datetime,
-) -> list[Change]:
-    if not to_open:
-        return []
-    rows = [
-        {
-            "dossier_code": code,
-            "kind": finding.kind.value,
-            "severity": finding.severity.value,
-            "status": "open",
-            "unit_code": context["unit_code"],
-            "responsible": context["responsible"],
-            "reporter": context["reporter"],
-            "since": finding.since,
-            "opened_at": now,
-            "details": finding.details,
-            "updated_at": now,
-        }
-        for code, finding, context in to_open
-    ]
-    returned = await connection.execute(
-        insert(Discrepancy).returning(
-            Discrepancy.id, Discrepancy.dossier_code, Discrepancy.kind, sort_by_parameter_order=True
-        ),
-        rows,
-    )
-    ids = [row.id for row in returned.all()]
-    await _history(
-        connection,
-        [(ident, "opened", row["severity"], None) for ident, row in zip(ids, rows, strict=True)],
-        now=now,
-    )
-    return [
-        Change(
-            ident,
-            code,
-            finding.kind.value,
-            finding.severity.value,
-            "opened",
-            context["unit_code"],
-            context["report_received_at"],
-        )
-        for ident, (code, finding, context) in zip(ids, to_open, strict=True)
-    ]
-
-
-async def _update(
-    connection: AsyncConnection, to_update: Sequence[tuple[Any, Finding]], *, now: datetime
-) -> list[Change]:
-    if not to_update:
-        return []
-    await connection.execute(
-        update(Discrepancy)
-        .where(Discrepancy.id == bindparam("row_id"))
-        .values(
-            severity=bindparam("new_severity"),
-            details=bindparam("new_details", type_=Discrepancy.__table__.c.details.type),
-            since=bindparam("new_since", type_=UTCDateTime()),
-            updated_at=bindparam("now", type_=UTCDateTime()),
-        ),
-        [
-            {
-                "row_id": existing.id,
-                "new_severity": finding.severity.value,
-                "new_details": finding.details,
-                "new_since": finding.since,
-                "now": now,
-            }
-            for existing, finding in to_update
-        ],
-    )
-    changes: list[Change] = []
-    history: list[tuple[int, str, str | None, str | None]] = []
-    for existing, finding in to_update:
-        if existing.severity != finding.severity.value:
-            history.append((existing.id, "severity_changed", finding.severity.value, None))
-            changes.append(
-                Change(
-                    existing.id,
-                    existing.dossier_code,
-                    existing.kind,
-                    finding.severity.value,
-                    "severity_changed",
-                    existing.unit_code,
-                )
-            )
-    await _history(connection, history, now=now)
-    return changes
-
-
-async def _resolve(
-    connection: AsyncConnection, to_resolve: Sequence[tuple[Any, str]], *, now: datetime
-) -> list[Change]:
-    if not to_resolve:
-        return []
-    await connection.execute(
-        update(Discrepancy)
-        .where(Discrepancy.id == bindparam("row_id"))
-        .values(
-            status="resolved",
-            resolved_at=bindparam("now", type_=UTCDateTime()),
-            resolution=bindparam("reason"),
-            updated_at=bindparam("now", type_=UTCDateTime()),
-        ),
-        [{"row_id": existing.id, "reason": reason, "now": now} for existing, reason in to_resolve],
-    )
-    await _history(
-        connection,
-        [(existing.id, "resolved", existing.severity, reason) for existing, reason in to_resolve],
-        now=now,
-    )
-    return [
-        Change(
-            existing.id,
-            existing.dossier_code,
-            existing.kind,
-            existing.severity,
-            "resolved",
-            existing.unit_code,
-        )
-        for existing, _ in to_resolve
-    ]
-
-
-_INSERT_HISTORY = text(
-    """
-    INSERT INTO discrepancy_history (discrepancy_id, at, action, actor, severity, note)
-    SELECT u.discrepancy_id, :at, u.action, :actor, u.severity, u.note
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:severities AS text[]),
-                CAST(:notes AS text[])) AS u(discrepancy_id, action, severity, note)
-    """
-).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("actor", type_=String()))
-
-
-async def _history(
-    connection: AsyncConnection,
-    entries: Sequence[tuple[int, str, str | None, str | None]],
-    *,
-    now: datetime,
-    actor: str | None = None,
-) -> None:
-    if not entries:
-        return
-    if connection.dialect.name == "postgresql":
-        # One statement for the chunk; an executemany would run the foreign key check's
-        # cached plan once per row.
-        ids, actions, severities, notes = (list(column) for column in zip(*entries, strict=True))
-        await connection.execute(
-            _INSERT_HISTORY,
-            {
-                "ids": ids,
-                "actions": actions,
-                "severities": severities,
-                "notes": notes,
-                "at": now,
-                "actor": actor,
-            },
-        )
-        return
-    await connection.execute(
-        insert(DiscrepancyHistory),
-        [
-            {
-                "discrepancy_id": ident,
-                "at": now,
-                "action": action,
-                "actor": actor,
-                "severity": severity,
-                "note": note,
-            }
-            for ident, action, severity, note in entries
-        ],
-    )

@@ -1,0 +1,213 @@
+"""Writing a chunk's verdicts: open, change severity in place, resolve — each with history.
+
+Set-based: one statement per kind of change for the whole chunk, in the caller's transaction;
+each returns the :class:`Change` records the alerts outbox is written from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import String, bindparam, insert, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reconciler.rules import Finding
+from shared.db import UTCDateTime
+from shared.models import Discrepancy, DiscrepancyHistory
+
+Action = Literal["opened", "severity_changed", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing that happened to a discrepancy (what alerts are written from)."""
+
+    discrepancy_id: int
+    dossier_code: str
+    kind: str
+    severity: str
+    action: Action
+    unit_code: str | None
+    report_received_at: datetime | None = None
+
+
+async def open_findings(
+    connection: AsyncConnection,
+    to_open: Sequence[tuple[str, Finding, dict[str, Any]]],
+    *,
+    now: datetime,
+) -> list[Change]:
+    if not to_open:
+        return []
+    rows = [
+        {
+            "dossier_code": code,
+            "kind": finding.kind.value,
+            "severity": finding.severity.value,
+            "status": "open",
+            "unit_code": context["unit_code"],
+            "responsible": context["responsible"],
+            "reporter": context["reporter"],
+            "since": finding.since,
+            "opened_at": now,
+            "details": finding.details,
+            "updated_at": now,
+        }
+        for code, finding, context in to_open
+    ]
+    returned = await connection.execute(
+        insert(Discrepancy).returning(
+            Discrepancy.id, Discrepancy.dossier_code, Discrepancy.kind, sort_by_parameter_order=True
+        ),
+        rows,
+    )
+    ids = [row.id for row in returned.all()]
+    await _history(
+        connection,
+        [(ident, "opened", row["severity"], None) for ident, row in zip(ids, rows, strict=True)],
+        now=now,
+    )
+    return [
+        Change(
+            ident,
+            code,
+            finding.kind.value,
+            finding.severity.value,
+            "opened",
+            context["unit_code"],
+            context["report_received_at"],
+        )
+        for ident, (code, finding, context) in zip(ids, to_open, strict=True)
+    ]
+
+
+async def update_findings(
+    connection: AsyncConnection, to_update: Sequence[tuple[Any, Finding]], *, now: datetime
+) -> list[Change]:
+    if not to_update:
+        return []
+    await connection.execute(
+        update(Discrepancy)
+        .where(Discrepancy.id == bindparam("row_id"))
+        .values(
+            severity=bindparam("new_severity"),
+            details=bindparam("new_details", type_=Discrepancy.__table__.c.details.type),
+            since=bindparam("new_since", type_=UTCDateTime()),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        ),
+        [
+            {
+                "row_id": existing.id,
+                "new_severity": finding.severity.value,
+                "new_details": finding.details,
+                "new_since": finding.since,
+                "now": now,
+            }
+            for existing, finding in to_update
+        ],
+    )
+    changes: list[Change] = []
+    history: list[tuple[int, str, str | None, str | None]] = []
+    for existing, finding in to_update:
+        if existing.severity != finding.severity.value:
+            history.append((existing.id, "severity_changed", finding.severity.value, None))
+            changes.append(
+                Change(
+                    existing.id,
+                    existing.dossier_code,
+                    existing.kind,
+                    finding.severity.value,
+                    "severity_changed",
+                    existing.unit_code,
+                )
+            )
+    await _history(connection, history, now=now)
+    return changes
+
+
+async def resolve(
+    connection: AsyncConnection, to_resolve: Sequence[tuple[Any, str]], *, now: datetime
+) -> list[Change]:
+    if not to_resolve:
+        return []
+    await connection.execute(
+        update(Discrepancy)
+        .where(Discrepancy.id == bindparam("row_id"))
+        .values(
+            status="resolved",
+            resolved_at=bindparam("now", type_=UTCDateTime()),
+            resolution=bindparam("reason"),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        ),
+        [{"row_id": existing.id, "reason": reason, "now": now} for existing, reason in to_resolve],
+    )
+    await _history(
+        connection,
+        [(existing.id, "resolved", existing.severity, reason) for existing, reason in to_resolve],
+        now=now,
+    )
+    return [
+        Change(
+            existing.id,
+            existing.dossier_code,
+            existing.kind,
+            existing.severity,
+            "resolved",
+            existing.unit_code,
+        )
+        for existing, _ in to_resolve
+    ]
+
+
+_INSERT_HISTORY = text(
+    """
+    INSERT INTO discrepancy_history (discrepancy_id, at, action, actor, severity, note)
+    SELECT u.discrepancy_id, :at, u.action, :actor, u.severity, u.note
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:severities AS text[]),
+                CAST(:notes AS text[])) AS u(discrepancy_id, action, severity, note)
+    """
+).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("actor", type_=String()))
+
+
+async def _history(
+    connection: AsyncConnection,
+    entries: Sequence[tuple[int, str, str | None, str | None]],
+    *,
+    now: datetime,
+    actor: str | None = None,
+) -> None:
+    if not entries:
+        return
+    if connection.dialect.name == "postgresql":
+        # One statement for the chunk; an executemany would run the foreign key check's
+        # cached plan once per row.
+        ids, actions, severities, notes = (list(column) for column in zip(*entries, strict=True))
+        await connection.execute(
+            _INSERT_HISTORY,
+            {
+                "ids": ids,
+                "actions": actions,
+                "severities": severities,
+                "notes": notes,
+                "at": now,
+                "actor": actor,
+            },
+        )
+        return
+    await connection.execute(
+        insert(DiscrepancyHistory),
+        [
+            {
+                "discrepancy_id": ident,
+                "at": now,
+                "action": action,
+                "actor": actor,
+                "severity": severity,
+                "note": note,
+            }
+            for ident, action, severity, note in entries
+        ],
+    )
