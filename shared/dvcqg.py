@@ -124,11 +124,6 @@ def parse_dates(
     return moments, bad
 
 
-def invalid_dates(payload: Mapping[str, Any], fields: Iterable[str]) -> list[str]:
-    """Names of date fields (also inside reschedule lists) that are not real moments."""
-    return parse_dates(payload, fields)[1]
-
-
 def effective_due_at(
     snapshot: Mapping[str, Any], *, promised: datetime | None = None
 ) -> datetime | None:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.ingest import pg_bulk
 from services.reconciler import schedule
 from shared import metrics
-from shared.dvcqg import effective_due_at, optional_thoi_diem, parse_thoi_diem
+from shared.dvcqg import effective_due_at, optional_thoi_diem
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
 
@@ -125,7 +125,7 @@ def step_columns(event: DossierEvent) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "dossier_code": event.dossier_code,
-        "step_at": _moment(event, "ThoiDiemXuLy") or parse_thoi_diem(data["ThoiDiemXuLy"]),
+        "step_at": _moment(event, "ThoiDiemXuLy"),
         "emitted_at": event.emitted_at,
         "officer": data["NguoiXuLy"],
         "status": data["TrangThai"],

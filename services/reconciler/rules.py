@@ -197,21 +197,9 @@ def _desk_rules(
         return found
 
     status = facts.status
-    open_after_grace = status in NOT_RETURNED_STATUSES and now >= grace
-    conflict = (report.kind == "returned" and status in TERMINAL_STATUSES) or (
-        report.kind == "withdrawn" and status == Status.RETURNED
-    )
-    # Details are built only for a finding: most dossiers a sweep judges have none.
-    if open_after_grace or conflict:
-        base = _report_details(report, calendar)
-        system = {
-            "system_status": status,
-            "finished_at": _iso(facts.finished_at, calendar),
-            "returned_at": _iso(facts.returned_at, calendar),
-        }
-    if open_after_grace:
+    if status in NOT_RETURNED_STATUSES and now >= grace:
         severity = Severity.WARNING if status == Status.FINISHED else Severity.CRITICAL
-        details = {**base, **system, "grace_minutes": grace_minutes}
+        details = {**_desk_and_system(report, facts, calendar), "grace_minutes": grace_minutes}
         found.append(Finding(Kind.RETURNED_BUT_OPEN, severity, grace, details))
 
     if report.kind == "returned" and status == Status.RETURNED:
@@ -219,10 +207,26 @@ def _desk_rules(
         if mismatch is not None:
             found.append(mismatch)
 
+    conflict = (report.kind == "returned" and status in TERMINAL_STATUSES) or (
+        report.kind == "withdrawn" and status == Status.RETURNED
+    )
     if conflict:
         since = _utc(report.occurred_at)
-        found.append(Finding(Kind.STATUS_CONFLICT, Severity.WARNING, since, {**base, **system}))
+        details = _desk_and_system(report, facts, calendar)
+        found.append(Finding(Kind.STATUS_CONFLICT, Severity.WARNING, since, details))
     return found
+
+
+def _desk_and_system(
+    report: DeskReport, facts: DossierFacts, calendar: WorkingCalendar
+) -> dict[str, Any]:
+    """What each side says; built only for a finding (most dossiers a sweep judges have none)."""
+    return {
+        **_report_details(report, calendar),
+        "system_status": facts.status,
+        "finished_at": _iso(facts.finished_at, calendar),
+        "returned_at": _iso(facts.returned_at, calendar),
+    }
 
 
 def _time_mismatch(
