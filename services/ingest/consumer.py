@@ -40,7 +40,7 @@ class _Prepared:
     """A parsed batch waiting for its transaction."""
 
     started: float
-    events: list[DossierEvent] = field(default_factory=list)
+    events: service.BatchBuilder
     dead: list[service.DeadLetterRecord] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     first: dict[TopicPartition, int] = field(default_factory=dict)
@@ -207,13 +207,16 @@ class KafkaIngestor:
         )
 
     async def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Prepared:
-        """Parse and check every message of a batch (CPU only, no I/O).
+        """Parse and check every message of a batch and build its statements (CPU only).
 
         The work is cut in slices with a yield to the event loop between them: the previous
         batch's transaction sends its next statement as soon as PostgreSQL answered the last
         one, instead of waiting for the whole batch to be parsed.
         """
-        prepared = _Prepared(started=time.perf_counter())
+        prepared = _Prepared(
+            started=time.perf_counter(),
+            events=service.BatchBuilder(postgresql=self._engine.dialect.name == "postgresql"),
+        )
         for tp, records in batch.items():
             prepared.first[tp] = records[0].offset
             prepared.offsets[tp] = records[-1].offset + 1
@@ -225,7 +228,7 @@ class KafkaIngestor:
                     record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
                 )
                 if isinstance(parsed, DossierEvent):
-                    prepared.events.append(parsed)
+                    prepared.events.add(parsed)
                 else:
                     prepared.dead.append(
                         service.DeadLetterRecord(
@@ -245,7 +248,8 @@ class KafkaIngestor:
             now = self._clock()
             try:
                 async with unit_of_work(self._engine, "ingest_batch") as connection:
-                    result = await service.store_events(connection, prepared.events, now=now)
+                    batch = prepared.events.build()
+                    result = await service.store_pending(connection, batch, now=now)
                     await service.store_dead_letters(connection, prepared.dead, now=now)
             except Exception:
                 log.exception("batch failed; retrying from the committed offsets")

@@ -12,7 +12,7 @@ of events costs a handful of round trips. Effects are idempotent and order-indep
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -22,9 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import pg_bulk
+from services.ingest.rows import (
+    newest_snapshots,
+    snapshot_columns,
+    snapshot_order,
+    step_columns,
+    step_summary,
+)
 from services.reconciler import schedule
 from shared import metrics
-from shared.dvcqg import effective_due_at, optional_thoi_diem
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
 
@@ -91,63 +97,47 @@ def record_newest_events(result: BatchResult) -> None:
             metrics.INGEST_NEWEST_EVENT.labels(source).set(stamp)
 
 
-def _moment(event: DossierEvent, name: str) -> datetime | None:
-    """A date field of the event: parsed once when the event was checked."""
-    moment = event.moments.get(name)
-    return moment if moment is not None else optional_thoi_diem(event.data, name)
+@dataclass(slots=True)
+class PendingBatch:
+    """A batch's events without repeats, and (PostgreSQL) its statements' parameters."""
+
+    unique: dict[str, DossierEvent]
+    repeated: int
+    postgresql: pg_bulk.PgBatch | None
 
 
-def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
-    """The dossier columns a snapshot determines (pure)."""
-    data = event.data
-    digitised = data.get("HoSoCoThanhPhanSoHoa")
-    return {
-        "code": event.dossier_code,
-        "status": data["TrangThaiHoSo"],
-        "unit_code": data["DonViXuLy"],
-        "procedure_code": data["MaTTHC"],
-        "procedure_name": data.get("TenTTHC"),
-        "channel": data["KenhThucHien"],
-        "digitised": None if digitised is None else digitised == 1,
-        "received_at": _moment(event, "NgayTiepNhan"),
-        "due_at": effective_due_at(data, promised=_moment(event, "NgayHenTra")),
-        "finished_at": _moment(event, "NgayKetThucXuLy"),
-        "returned_at": _moment(event, "NgayTra"),
-        "refused_at": _moment(event, "NgayTuChoi"),
-        "snapshot": data,
-        "snapshot_emitted_at": event.emitted_at,
-        "snapshot_event_id": event.event_id,
-    }
+class BatchBuilder:
+    """Collects a batch event by event: the consumer adds each one as it is parsed, so the
+    CPU work of the write path is done before the transaction, while the previous batch is in
+    the database."""
 
+    def __init__(self, *, postgresql: bool) -> None:
+        self._unique: dict[str, DossierEvent] = {}
+        self._repeated = 0
+        self._postgresql = pg_bulk.PgBatchBuilder() if postgresql else None
 
-def step_columns(event: DossierEvent) -> dict[str, Any]:
-    data = event.data
-    return {
-        "event_id": event.event_id,
-        "dossier_code": event.dossier_code,
-        "step_at": _moment(event, "ThoiDiemXuLy"),
-        "emitted_at": event.emitted_at,
-        "officer": data["NguoiXuLy"],
-        "status": data["TrangThai"],
-        "title": data.get("ChucDanh"),
-        "department": data.get("PhongBanXuLy"),
-        "content": data.get("NoiDungXuLy"),
-        "started_at": _moment(event, "NgayBatDau"),
-        "deadline_at": _moment(event, "NgayKetThucTheoQuyDinh"),
-    }
+    def add(self, event: DossierEvent) -> None:
+        if event.event_id in self._unique:
+            self._repeated += 1
+            return
+        self._unique[event.event_id] = event
+        if self._postgresql is not None:
+            self._postgresql.add(event)
 
-
-def _newest_per_dossier(rows: Iterable[dict[str, Any]], key: Any) -> dict[str, dict[str, Any]]:
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        current = newest.get(row["code"])
-        if current is None or key(row) > key(current):
-            newest[row["code"]] = row
-    return newest
+    def build(self) -> PendingBatch:
+        postgresql = self._postgresql.build() if self._postgresql is not None else None
+        return PendingBatch(self._unique, self._repeated, postgresql)
 
 
 def _is_postgresql(connection: AsyncConnection) -> bool:
     return connection.dialect.name == "postgresql"
+
+
+def pending_batch(events: Iterable[DossierEvent], *, postgresql: bool) -> PendingBatch:
+    builder = BatchBuilder(postgresql=postgresql)
+    for event in events:
+        builder.add(event)
+    return builder.build()
 
 
 async def store_events(
@@ -159,40 +149,33 @@ async def store_events(
     ``stale`` for a snapshot older than the dossier's state before this batch (it arrived late:
     kept in the log, never applied); ``stored`` otherwise.
     """
-    result = BatchResult()
-    unique: dict[str, DossierEvent] = {}
-    for event in events:
-        if event.event_id in unique:
-            result.repeated += 1
-        else:
-            unique[event.event_id] = event
-    if not unique:
+    batch = pending_batch(events, postgresql=_is_postgresql(connection))
+    return await store_pending(connection, batch, now=now)
+
+
+async def store_pending(
+    connection: AsyncConnection, batch: PendingBatch, *, now: datetime
+) -> BatchResult:
+    """:func:`store_events` for a batch whose parameters were built beforehand."""
+    result = BatchResult(repeated=batch.repeated)
+    if not batch.unique:
         return result
-
-    new_ids, texts = await _insert_event_log(connection, list(unique.values()), now=now)
-    for event_id, event in unique.items():
-        result.outcomes[event_id] = "stored" if event_id in new_ids else "duplicate"
+    if batch.postgresql is not None:
+        fresh_ids, stale = await pg_bulk.write_batch(connection, batch.postgresql, now=now)
+        fresh = set(fresh_ids)
+        fresh_steps = [row for row in batch.postgresql.steps if row["event_id"] in fresh]
+        if fresh_steps:
+            await pg_bulk.upsert_step_summary(connection, step_summary(fresh_steps))
+    else:
+        fresh, stale = await _write_portably(connection, list(batch.unique.values()), now=now)
+    for event_id, event in batch.unique.items():
+        result.outcomes[event_id] = "stored" if event_id in fresh else "duplicate"
         result.dossier_of[event_id] = event.dossier_code
-    fresh = [unique[event_id] for event_id in unique if event_id in new_ids]
-    snapshots = [snapshot_columns(event) for event in fresh if event.is_snapshot]
-    steps = [step_columns(event) for event in fresh if not event.is_snapshot]
-
-    if snapshots:
-        current = await _current_snapshots(connection, {row["code"] for row in snapshots})
-        timely = []
-        for row in snapshots:
-            known = current.get(row["code"])
-            if known is not None and _snapshot_order(row) < known:
-                result.outcomes[row["snapshot_event_id"]] = "stale"
-            else:
-                timely.append(row)
-        if timely:
-            newest = _newest_per_dossier(timely, _snapshot_order)
-            await _upsert_snapshots(connection, list(newest.values()), texts)
-    if steps:
-        await _apply_steps(connection, steps)
-    result.touched_dossiers = {event.dossier_code for event in fresh}
-    for event in fresh:
+    for event_id in stale:
+        result.outcomes[event_id] = "stale"
+    fresh_events = [batch.unique[event_id] for event_id in fresh]
+    result.touched_dossiers = {event.dossier_code for event in fresh_events}
+    for event in fresh_events:
         newest = result.newest_by_source.get(event.source)
         if newest is None or event.emitted_at > newest:
             result.newest_by_source[event.source] = event.emitted_at
@@ -200,16 +183,34 @@ async def store_events(
     return result
 
 
-def _snapshot_order(row: dict[str, Any]) -> tuple[datetime, str]:
-    return (row["snapshot_emitted_at"], row["snapshot_event_id"])
+async def _write_portably(
+    connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
+) -> tuple[set[str], list[str]]:
+    """The write path through SQLAlchemy Core, for any backend: the new ids and the stale ones."""
+    fresh = await _insert_event_log(connection, events, now=now)
+    new_events = [event for event in events if event.event_id in fresh]
+    snapshots = [snapshot_columns(event) for event in new_events if event.is_snapshot]
+    steps = [step_columns(event) for event in new_events if not event.is_snapshot]
+    stale: list[str] = []
+    if snapshots:
+        current = await _current_snapshots(connection, {row["code"] for row in snapshots})
+        timely = []
+        for row in snapshots:
+            known = current.get(row["code"])
+            if known is not None and snapshot_order(row) < known:
+                stale.append(row["snapshot_event_id"])
+            else:
+                timely.append(row)
+        if timely:
+            await _upsert_snapshots(connection, newest_snapshots(timely))
+    if steps:
+        await _apply_steps(connection, steps)
+    return fresh, stale
 
 
 async def _insert_event_log(
     connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
-) -> tuple[set[str], dict[str, str]]:
-    """The new event ids, and (PostgreSQL) each event's data already serialised as JSON."""
-    if _is_postgresql(connection):
-        return await pg_bulk.insert_events(connection, events, now=now)
+) -> set[str]:
     rows = [
         {
             "event_id": event.event_id,
@@ -228,15 +229,13 @@ async def _insert_event_log(
         .returning(Event.event_id)
     )
     returned = await connection.execute(statement, rows)
-    return set(returned.scalars().all()), {}
+    return set(returned.scalars().all())
 
 
 async def _current_snapshots(
     connection: AsyncConnection, codes: set[str]
 ) -> dict[str, tuple[datetime, str]]:
     """The (``emitted_at``, ``event_id``) of each dossier's stored snapshot, before this batch."""
-    if _is_postgresql(connection):
-        return await pg_bulk.current_snapshots(connection, sorted(codes))
     found = await connection.execute(
         select(Dossier.code, Dossier.snapshot_emitted_at, Dossier.snapshot_event_id).where(
             Dossier.code.in_(codes), Dossier.snapshot_emitted_at.is_not(None)
@@ -245,13 +244,8 @@ async def _current_snapshots(
     return {code: (emitted_at, event_id) for code, emitted_at, event_id in found.all()}
 
 
-async def _upsert_snapshots(
-    connection: AsyncConnection, rows: Sequence[dict[str, Any]], texts: Mapping[str, str]
-) -> None:
+async def _upsert_snapshots(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert one snapshot per dossier unless a newer one is stored (guarded in SQL too)."""
-    if _is_postgresql(connection):
-        await pg_bulk.upsert_snapshots(connection, rows, texts)
-        return
     statement = _insert(connection, Dossier)
     excluded = statement.excluded
     updated = {name: getattr(excluded, name) for name in rows[0] if name != "code"}
@@ -272,29 +266,8 @@ def _step_order(table: Any) -> Any:
 
 
 async def _apply_steps(connection: AsyncConnection, step_rows: Sequence[dict[str, Any]]) -> None:
-    def order(row: dict[str, Any]) -> tuple[datetime, datetime, str]:
-        return (row["step_at"], row["emitted_at"], row["event_id"])
-
-    newest: dict[str, dict[str, Any]] = {}
-    for row in step_rows:
-        current = newest.get(row["dossier_code"])
-        if current is None or order(row) > order(current):
-            newest[row["dossier_code"]] = row
-    summary = [
-        {
-            "code": code,
-            "latest_step_at": row["step_at"],
-            "latest_step_emitted_at": row["emitted_at"],
-            "latest_step_event_id": row["event_id"],
-            "responsible": row["officer"],
-        }
-        for code, row in newest.items()
-    ]
-    if _is_postgresql(connection):
-        await pg_bulk.insert_steps(connection, step_rows)
-        await pg_bulk.upsert_step_summary(connection, summary)
-        return
     await connection.execute(insert(ProgressStep), step_rows)
+    summary = step_summary(step_rows)
     statement = _insert(connection, Dossier)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(

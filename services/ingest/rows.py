@@ -1,0 +1,101 @@
+"""What a checked event writes: the dossier columns of a snapshot, the row of a progress step,
+and the order that decides which of them is the newest (pure, no I/O).
+
+Both write paths (portable in ``service.py``, PostgreSQL's in ``pg_bulk.py``) build their rows
+here, so they cannot disagree on what an event means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from shared.dvcqg import effective_due_at, optional_thoi_diem
+from shared.events import DossierEvent
+
+
+def moment(event: DossierEvent, name: str) -> datetime | None:
+    """A date field of the event: parsed once when the event was checked."""
+    parsed = event.moments.get(name)
+    return parsed if parsed is not None else optional_thoi_diem(event.data, name)
+
+
+def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
+    """The dossier columns a snapshot determines."""
+    data = event.data
+    digitised = data.get("HoSoCoThanhPhanSoHoa")
+    return {
+        "code": event.dossier_code,
+        "status": data["TrangThaiHoSo"],
+        "unit_code": data["DonViXuLy"],
+        "procedure_code": data["MaTTHC"],
+        "procedure_name": data.get("TenTTHC"),
+        "channel": data["KenhThucHien"],
+        "digitised": None if digitised is None else digitised == 1,
+        "received_at": moment(event, "NgayTiepNhan"),
+        "due_at": effective_due_at(data, promised=moment(event, "NgayHenTra")),
+        "finished_at": moment(event, "NgayKetThucXuLy"),
+        "returned_at": moment(event, "NgayTra"),
+        "refused_at": moment(event, "NgayTuChoi"),
+        "snapshot": data,
+        "snapshot_emitted_at": event.emitted_at,
+        "snapshot_event_id": event.event_id,
+    }
+
+
+def step_columns(event: DossierEvent) -> dict[str, Any]:
+    """The ``progress_steps`` row of a progress event."""
+    data = event.data
+    return {
+        "event_id": event.event_id,
+        "dossier_code": event.dossier_code,
+        "step_at": moment(event, "ThoiDiemXuLy"),
+        "emitted_at": event.emitted_at,
+        "officer": data["NguoiXuLy"],
+        "status": data["TrangThai"],
+        "title": data.get("ChucDanh"),
+        "department": data.get("PhongBanXuLy"),
+        "content": data.get("NoiDungXuLy"),
+        "started_at": moment(event, "NgayBatDau"),
+        "deadline_at": moment(event, "NgayKetThucTheoQuyDinh"),
+    }
+
+
+def snapshot_order(row: dict[str, Any]) -> tuple[datetime, str]:
+    """Snapshots compete by (``emitted_at``, ``event_id``): the greatest is the state."""
+    return (row["snapshot_emitted_at"], row["snapshot_event_id"])
+
+
+def step_order(row: dict[str, Any]) -> tuple[datetime, datetime, str]:
+    """Steps compete by (``ThoiDiemXuLy``, ``emitted_at``, ``event_id``)."""
+    return (row["step_at"], row["emitted_at"], row["event_id"])
+
+
+def newest_snapshots(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest snapshot row of each dossier."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = newest.get(row["code"])
+        if current is None or snapshot_order(row) > snapshot_order(current):
+            newest[row["code"]] = row
+    return list(newest.values())
+
+
+def step_summary(step_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dossier, the newest step's summary columns (the responsible officer follows it)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in step_rows:
+        current = newest.get(row["dossier_code"])
+        if current is None or step_order(row) > step_order(current):
+            newest[row["dossier_code"]] = row
+    return [
+        {
+            "code": code,
+            "latest_step_at": row["step_at"],
+            "latest_step_emitted_at": row["emitted_at"],
+            "latest_step_event_id": row["event_id"],
+            "responsible": row["officer"],
+        }
+        for code, row in newest.items()
+    ]
