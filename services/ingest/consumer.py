@@ -32,7 +32,7 @@ from shared.events import DossierEvent, parse_message
 
 log = logging.getLogger("doisoat.ingest")
 
-_PARSE_SLICE = 200  # messages parsed between two yields to the event loop (a few ms of CPU)
+_PARSE_SLICE = 50  # messages parsed between two yields to the event loop (about 2 ms of CPU)
 
 
 @dataclass(slots=True)

@@ -1,16 +1,18 @@
-"""PostgreSQL's fast path for the ingest write path: a batch in two statements.
+"""PostgreSQL's fast path for the ingest write path: a batch in one statement, then the summary.
 
-SQLAlchemy's executemany turns every row into bound parameters one by one; at thousands of
-events a second that per-row work dominated the consumer's CPU. Here a batch travels as one
-array per column (``unnest``) or, for rows of plain columns, as one JSON document
-(``json_to_recordset``), and PostgreSQL unrolls it inside the caller's transaction.
+SQLAlchemy's executemany turns every row into bound parameters one by one, and asyncpg encodes
+an array parameter element by element (a timestamp costs it over a microsecond); at thousands
+of events a second that work dominated the consumer's CPU. Here a batch travels as one JSON
+document written by orjson, which PostgreSQL parses once into ``jsonb`` and unrolls
+(``jsonb_to_recordset``) inside the caller's transaction.
 
-The parameters are built event by event while the batch is parsed (:class:`PgBatchBuilder`),
+The document is built event by event while the batch is parsed (:class:`PgBatchBuilder`),
 before its transaction begins: the consumer does that while the previous batch is in the
-database, and the transaction itself only waits for PostgreSQL. That is why the first
-statement needs nothing computed from another one's answer: it logs the events and, joined on
-the ids that were new, inserts their progress steps and upserts the newest snapshot of each
-dossier, reporting which ids were new and which snapshots were older than the stored state.
+database, and the transaction itself only waits for PostgreSQL. That is why the main statement
+needs nothing computed from another one's answer: it logs the events and, joined on the ids
+that were new, inserts their progress steps and upserts the newest snapshot of each dossier,
+reporting which ids were new and which snapshots were older than the stored state. Only the
+step summary follows (it updates the same dossier rows, which one statement may not do twice).
 
 The semantics are exactly those of the portable path in ``service.py`` — the property tests
 run both against the same expectations.
