@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.rows import snapshot_columns, step_columns
+from services.ingest.rows import event_columns, snapshot_columns, step_columns
 from shared.events import DossierEvent
 
 _WRITE_BATCH = text(
@@ -137,17 +137,7 @@ class PgBatchBuilder:
         else:
             row = step_columns(event)
             self.steps.append(row)
-        self.rows.append(
-            {
-                **row,
-                "event_id": event.event_id,
-                "type": event.type,
-                "source": event.source,
-                "emitted_at": event.emitted_at,
-                "dossier_code": event.dossier_code,
-                "data": event.data,
-            }
-        )
+        self.rows.append({**row, **event_columns(event)})
 
     def build(self) -> PgBatch:
         """One JSON document written by orjson in C: asyncpg encodes an array element by

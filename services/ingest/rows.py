@@ -7,7 +7,7 @@ here, so they cannot disagree on what an event means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,18 @@ def moment(event: DossierEvent, name: str) -> datetime | None:
     """A date field of the event: parsed once when the event was checked."""
     parsed = event.moments.get(name)
     return parsed if parsed is not None else optional_thoi_diem(event.data, name)
+
+
+def event_columns(event: DossierEvent) -> dict[str, Any]:
+    """The event log's row, but for the moment it was received."""
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "source": event.source,
+        "emitted_at": event.emitted_at,
+        "dossier_code": event.dossier_code,
+        "data": event.data,
+    }
 
 
 def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
@@ -72,23 +84,25 @@ def step_order(row: dict[str, Any]) -> tuple[datetime, datetime, str]:
     return (row["step_at"], row["emitted_at"], row["event_id"])
 
 
-def newest_snapshots(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest snapshot row of each dossier."""
+def _newest(
+    rows: Iterable[dict[str, Any]], dossier: str, order: Callable[[dict[str, Any]], Any]
+) -> dict[str, dict[str, Any]]:
+    """Per dossier (the ``dossier`` column), the greatest row by ``order``."""
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
-        current = newest.get(row["code"])
-        if current is None or snapshot_order(row) > snapshot_order(current):
-            newest[row["code"]] = row
-    return list(newest.values())
+        current = newest.get(row[dossier])
+        if current is None or order(row) > order(current):
+            newest[row[dossier]] = row
+    return newest
+
+
+def newest_snapshots(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest snapshot row of each dossier."""
+    return list(_newest(rows, "code", snapshot_order).values())
 
 
 def step_summary(step_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per dossier, the newest step's summary columns (the responsible officer follows it)."""
-    newest: dict[str, dict[str, Any]] = {}
-    for row in step_rows:
-        current = newest.get(row["dossier_code"])
-        if current is None or step_order(row) > step_order(current):
-            newest[row["dossier_code"]] = row
     return [
         {
             "code": code,
@@ -97,5 +111,5 @@ def step_summary(step_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "latest_step_event_id": row["event_id"],
             "responsible": row["officer"],
         }
-        for code, row in newest.items()
+        for code, row in _newest(step_rows, "dossier_code", step_order).items()
     ]

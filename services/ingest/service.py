@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import pg_bulk
 from services.ingest.rows import (
+    event_columns,
     newest_snapshots,
     snapshot_columns,
     snapshot_order,
@@ -211,18 +212,7 @@ async def _write_portably(
 async def _insert_event_log(
     connection: AsyncConnection, events: Sequence[DossierEvent], *, now: datetime
 ) -> set[str]:
-    rows = [
-        {
-            "event_id": event.event_id,
-            "type": event.type,
-            "source": event.source,
-            "emitted_at": event.emitted_at,
-            "dossier_code": event.dossier_code,
-            "data": event.data,
-            "ingested_at": now,
-        }
-        for event in events
-    ]
+    rows = [{**event_columns(event), "ingested_at": now} for event in events]
     statement = (
         _insert(connection, Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
