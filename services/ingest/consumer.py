@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -37,14 +37,14 @@ _PARSE_SLICE = 50  # messages parsed between two yields to the event loop (about
 
 @dataclass(slots=True)
 class _Prepared:
-    """A parsed batch waiting for its transaction."""
+    """A parsed batch waiting for its transaction, its statements' parameters already built."""
 
     started: float
-    events: service.BatchBuilder
-    dead: list[service.DeadLetterRecord] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    first: dict[TopicPartition, int] = field(default_factory=dict)
-    size: int = 0
+    batch: service.PendingBatch
+    dead: list[service.DeadLetterRecord]
+    offsets: dict[TopicPartition, int]
+    first: dict[TopicPartition, int]
+    size: int
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -213,14 +213,14 @@ class KafkaIngestor:
         batch's transaction sends its next statement as soon as PostgreSQL answered the last
         one, instead of waiting for the whole batch to be parsed.
         """
-        prepared = _Prepared(
-            started=time.perf_counter(),
-            events=service.BatchBuilder(postgresql=self._engine.dialect.name == "postgresql"),
-        )
+        started = time.perf_counter()
+        events = service.BatchBuilder(postgresql=self._engine.dialect.name == "postgresql")
+        dead: list[service.DeadLetterRecord] = []
+        offsets: dict[TopicPartition, int] = {}
+        first: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
-            prepared.first[tp] = records[0].offset
-            prepared.offsets[tp] = records[-1].offset + 1
-            prepared.size += len(records)
+            first[tp] = records[0].offset
+            offsets[tp] = records[-1].offset + 1
             for index, record in enumerate(records):
                 if index % _PARSE_SLICE == _PARSE_SLICE - 1:
                     await asyncio.sleep(0)
@@ -228,9 +228,9 @@ class KafkaIngestor:
                     record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
                 )
                 if isinstance(parsed, DossierEvent):
-                    prepared.events.add(parsed)
+                    events.add(parsed)
                 else:
-                    prepared.dead.append(
+                    dead.append(
                         service.DeadLetterRecord(
                             tp.topic,
                             tp.partition,
@@ -240,7 +240,8 @@ class KafkaIngestor:
                             parsed,
                         )
                     )
-        return prepared
+        size = sum(len(records) for records in batch.values())
+        return _Prepared(started, events.build(), dead, offsets, first, size)
 
     async def _store(self, consumer: AIOKafkaConsumer, prepared: _Prepared) -> bool:
         """One transaction for the batch, then its offsets; False when the batch must be redone."""
@@ -248,8 +249,7 @@ class KafkaIngestor:
             now = self._clock()
             try:
                 async with unit_of_work(self._engine, "ingest_batch") as connection:
-                    batch = prepared.events.build()
-                    result = await service.store_pending(connection, batch, now=now)
+                    result = await service.store_pending(connection, prepared.batch, now=now)
                     await service.store_dead_letters(connection, prepared.dead, now=now)
             except Exception:
                 log.exception("batch failed; retrying from the committed offsets")
