@@ -17,6 +17,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 demo: $(BIN)/.installed
@@ -31,6 +32,7 @@ audit: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench-ingest: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

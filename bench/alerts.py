@@ -29,8 +29,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +47,6 @@ from typing import Any
 
 import aiosmtplib
 import httpx
-import psutil
 import uvicorn
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,26 +54,34 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 if __package__ in (None, ""):  # run as a script (``python bench/alerts.py``): find ``tests``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import REPO
+from bench.common.console import comma_list, host_line, load_average, sigterm_as_interrupt
+from bench.common.database import (
+    autocommit,
+    fetch_all,
+    postgres_summary,
+    run_on_fresh_database,
+    scalar,
+)
+from bench.common.figures import Report, counts_text, cpu_shares, mib, quantile, target_verdict
+from bench.common.pyspy import PY_SPY_RATE, read_stacks, start_py_spy, stop_py_spy
+from bench.common.sampling import ProcessSampler
 from services.alerts.channels.base import Recipient
 from services.alerts.channels.email import EmailChannel, EmailSettings
 from services.alerts.content import alert_content
 from services.alerts.links import AckLinks
 from services.alerts.worker import Renderer
 from services.reconciler.schedule import mark_for_reconcile
-from shared import migrate
 from shared.db import create_engine, unit_of_work
 from shared.logs import configure_logging
 from shared.models import Dossier, FieldReport, Notification, Officer, Unit
 from tests.fakes.smtp_server import FakeSmtpServer, RecordingHandler
 from tests.fakes.zalo_server import FakeZaloServer
 from tests.fakes.zalo_server import create_app as create_zalo_app
-from tests.support.postgres import create_database, database_url, drop_database, server_url
 from tests.support.processes import ServiceProcess
 
-MIB = 1024 * 1024
 LATENCY_TARGET_SECONDS = 2.0
 SCRIPT = Path(__file__).resolve()
-REPO = SCRIPT.parent.parent
 
 DESK = "motcua"  # desk officers (one per unit) report; no contact: only the handler is told
 PROCEDURE = ("1.004227", "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền")
@@ -98,21 +102,6 @@ def desk_of(unit: str) -> str:
     return f"{DESK}.{unit}"
 
 
-def say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile (p99 of 3,000 values is the 2,970th smallest)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))
-    return ordered[rank - 1]
-
-
 def spread(values: Sequence[float]) -> str:
     if not values:
         return "no sample"
@@ -122,10 +111,6 @@ def spread(values: Sequence[float]) -> str:
         f"(min {1000 * min(values):,.0f}, mean {1000 * statistics.fmean(values):,.0f}; "
         f"n={len(values):,})"
     )
-
-
-def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
 
 
 # ------------------------------------------------------------------------------- the fakes
@@ -279,38 +264,6 @@ def service_env(db_url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str
 # ---------------------------------------------------------------------------- measurements
 
 
-class Sampler(threading.Thread):
-    """Peak RSS of some processes every ``interval`` seconds; CPU seconds read on demand."""
-
-    def __init__(self, processes: dict[str, int], interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self._processes = {name: psutil.Process(pid) for name, pid in processes.items()}
-        self.peak = dict.fromkeys(processes, 0)
-        self._interval = interval
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            for name, process in self._processes.items():
-                with contextlib.suppress(psutil.Error):
-                    self.peak[name] = max(self.peak[name], process.memory_info().rss)
-            if self._halt.wait(self._interval):
-                return
-
-    def cpu(self) -> dict[str, float]:
-        seconds = {}
-        for name, process in self._processes.items():
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                seconds[name] = times.user + times.system
-        return seconds
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join()
-
-
 def metric_summary(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> list[str]:
     """What the alerts process says about itself: passes, sends, transactions."""
 
@@ -359,102 +312,27 @@ def scrape(process: ServiceProcess) -> list[str]:
 # ---------------------------------------------------------------------------------- py-spy
 
 
-def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    beside = Path(sys.executable).with_name("py-spy")
-    executable = str(beside) if beside.is_file() else shutil.which("py-spy") or "py-spy"
-    command = [executable, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
-    command += ["--nonblocking", "--output", str(output)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_py_spy(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _where(filename: str) -> str:
-    """py-spy prints paths relative to ``sys.path`` entries already; shorten the others."""
-    if "site-packages/" in filename:
-        return filename.split("site-packages/", 1)[1]
-    with contextlib.suppress(ValueError):
-        return str(Path(filename).relative_to(REPO))
-    return filename
-
-
-def _frame(frame: str) -> str:
-    name, _, rest = frame.partition(" (")
-    filename = rest.rstrip(")").rpartition(":")[0]
-    return f"{_where(filename)}:{name}" if filename else name
-
-
 def py_spy_summary(path: Path, wall: float, top: int = 18) -> list[str]:
     """Self and inclusive shares of the non-idle samples of py-spy's raw output."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    with contextlib.suppress(OSError), path.open() as lines:
-        for line in lines:
-            stack, _, count_text = line.rstrip("\n").rpartition(" ")
-            if not stack or not count_text.isdigit():
-                continue
-            count = int(count_text)
-            frames = [_frame(frame) for frame in stack.split(";")]
-            total += count
-            own[frames[-1]] += count
-            for frame in set(frames):
-                inclusive[frame] += count
-    if not total:
+    stacks = read_stacks([path])
+    if not stacks.total:
         return [f"py-spy {path.name}: no samples"]
     lines = [
-        f"py-spy {path.name}: {total:,} non-idle samples at 200 Hz ≈ "
-        f"{100 * total / (200 * wall):.0f} % of one core over {wall:.1f} s",
+        f"py-spy {path.name}: {stacks.total:,} non-idle samples at {PY_SPY_RATE} Hz ≈ "
+        f"{100 * stacks.total / (PY_SPY_RATE * wall):.0f} % of one core over {wall:.1f} s",
         f"  top {top} by self samples:",
     ]
-    lines += [f"    {100 * n / total:>5.1f}%  {frame}" for frame, n in own.most_common(top)]
+    lines += stacks.ranked(stacks.own.most_common(top), "    ")
     lines.append(f"  top {top} by inclusive samples (project code and libraries):")
-    skip = ("<module>", "typer/", "asyncio/", "services/cli.py")
-    chosen = [(frame, n) for frame, n in inclusive.most_common() if not frame.startswith(skip)]
-    lines += [f"    {100 * n / total:>5.1f}%  {frame}" for frame, n in chosen[:top]]
+    skip = ("<module>", "typer/", "asyncio/", "services/app/cli.py")
+    chosen = [
+        (frame, n) for frame, n in stacks.inclusive.most_common() if not frame.startswith(skip)
+    ]
+    lines += stacks.ranked(chosen[:top], "    ")
     return lines
 
 
 # --------------------------------------------------------------------------------- database
-
-
-@contextlib.contextmanager
-def fresh_database(keep: bool) -> Iterator[str]:
-    """A migrated database of its own on the test server, dropped on the way out."""
-    server = server_url()
-    name = f"bench_alerts_{uuid.uuid4().hex[:8]}"
-    created = False
-    try:
-        asyncio.run(create_database(server, name))
-        created = True
-        db_url = database_url(server, name)
-        migrate.upgrade(db_url)
-        yield db_url
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
-        if created and keep:
-            say(f"database kept: {database_url(server, name)}")
-        elif created:
-            asyncio.run(drop_database(server, name))
-            say(f"database {name} dropped")
-
-
-async def postgres_info(engine: AsyncEngine) -> str:
-    async with engine.connect() as connection:
-        version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-        values = []
-        for name in ("shared_buffers", "synchronous_commit", "fsync"):
-            value = (await connection.execute(text(f"SHOW {name}"))).scalar_one()
-            values.append(f"{name}={value}")
-    return f"PostgreSQL {version.split()[0]} ({', '.join(values)})"
 
 
 async def seed_directory(engine: AsyncEngine, officers: Sequence[tuple[str, str]]) -> None:
@@ -507,42 +385,28 @@ async def seed_directory(engine: AsyncEngine, officers: Sequence[tuple[str, str]
         ]
         for start in range(0, len(rows), 5000):
             await connection.execute(insert(Officer), rows[start : start + 5000])
-    await analyze(engine)
-
-
-async def analyze(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text("ANALYZE"))
-
-
-async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
-    async with engine.connect() as connection:
-        return (await connection.execute(text(sql), params)).scalar_one()
+    await autocommit(engine, "ANALYZE")
 
 
 async def outbox_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT channel, status, count(*) FROM notifications GROUP BY 1, 2")
-        )
-        return {(channel, status): count for channel, status, count in rows.all()}
+    rows = await fetch_all(
+        engine, "SELECT channel, status, count(*) FROM notifications GROUP BY 1, 2"
+    )
+    return {(channel, status): count for channel, status, count in rows}
 
 
 def describe_outbox(counts: dict[tuple[str, str], int]) -> str:
-    return ", ".join(f"{c} {s} {n:,}" for (c, s), n in sorted(counts.items())) or "empty"
+    return counts_text((f"{c} {s}", n) for (c, s), n in sorted(counts.items())) or "empty"
 
 
 # --------------------------------------------------------------------------------- phases
 
 
 @dataclass
-class Report:
-    failures: list[str] = field(default_factory=list)
-    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-alerts-")))
+class AlertsReport(Report):
+    """The report, and the directory the service processes log into (printed at the start)."""
 
-    def add(self, line: str = "") -> None:
-        say(line)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-alerts-")))
 
 
 @contextlib.contextmanager
@@ -582,7 +446,7 @@ def message_id_of(raw: bytes) -> str:
 
 
 async def latency_phase(
-    engine: AsyncEngine, db_url: str, fakes: Fakes, args: argparse.Namespace, report: Report
+    engine: AsyncEngine, db_url: str, fakes: Fakes, args: argparse.Namespace, report: AlertsReport
 ) -> None:
     total = args.rate * args.seconds
     handlers = args.handlers or total
@@ -603,7 +467,7 @@ async def latency_phase(
     with services(["alerts", "reconciler"], env, report.logs, "latency") as (alerts, reconciler):
         for process in (alerts, reconciler):
             await asyncio.to_thread(process.wait_healthy, 60.0)
-        sampler = Sampler({"alerts": alerts.pid, "reconciler": reconciler.pid})
+        sampler = ProcessSampler({"alerts": alerts.pid, "reconciler": reconciler.pid})
         sampler.start()
         cpu_before = sampler.cpu()
         own_before = time.process_time()
@@ -662,7 +526,7 @@ async def latency_phase(
                 await connection.execute(text("SELECT dossier_code, opened_at FROM discrepancies"))
             ).all()
         }
-        kinds = dict(
+        kinds: dict[str, int] = dict(
             (
                 await connection.execute(
                     text("SELECT kind || '/' || severity, count(*) FROM discrepancies GROUP BY 1")
@@ -700,8 +564,7 @@ async def latency_phase(
         p99 = quantile(latencies, 0.99) if latencies else float("inf")
         report.add(
             f"    opened_at → {channel} accepted: {spread(latencies)}  "
-            f"[{verdict(p99 <= LATENCY_TARGET_SECONDS)} target p99 ≤ "
-            f"{LATENCY_TARGET_SECONDS:.0f} s]"
+            + target_verdict(p99 <= LATENCY_TARGET_SECONDS, f"p99 ≤ {LATENCY_TARGET_SECONDS:.0f} s")
         )
         report.add(
             f"        delivered {len(latencies):,} of {len(opened_at):,} opened; lost {len(lost)}, "
@@ -721,10 +584,9 @@ async def latency_phase(
             )
     cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in cpu_before}
     report.add(
-        f"    peak RSS: alerts {sampler.peak['alerts'] / MIB:.0f} MiB, reconciler "
-        f"{sampler.peak['reconciler'] / MIB:.0f} MiB; CPU over {wall:.0f} s: "
-        + ", ".join(f"{name} {s:.1f} s ({100 * s / wall:.0f} %)" for name, s in cpu.items())
-        + f", this process (producer + fakes) {own_cpu:.1f} s ({100 * own_cpu / wall:.0f} %)"
+        f"    peak RSS: alerts {mib(sampler.peak['alerts'])}, reconciler "
+        f"{mib(sampler.peak['reconciler'])}; CPU over {wall:.0f} s: "
+        + cpu_shares({**cpu, "this process (producer + fakes)": own_cpu}, wall)
     )
     for line in metric_lines:
         report.add(f"    alerts {line}")
@@ -849,9 +711,7 @@ async def insert_backlog(
         await connection.execute(text("TRUNCATE notifications"))
         for start in range(0, len(rows), 2000):
             await connection.execute(insert(Notification), rows[start : start + 2000])
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text("VACUUM ANALYZE notifications"))
+    await autocommit(engine, "VACUUM ANALYZE notifications")
     return accounts
 
 
@@ -860,7 +720,7 @@ async def backlog_phase(
     db_url: str,
     fakes: Fakes,
     args: argparse.Namespace,
-    report: Report,
+    report: AlertsReport,
     *,
     channel: str,
     processes: int,
@@ -884,7 +744,7 @@ async def backlog_phase(
     with services(["alerts"] * processes, env, report.logs, f"backlog-{channel}-{processes}") as (
         alerts
     ):
-        sampler = Sampler({f"alerts#{i}": p.pid for i, p in enumerate(alerts)})
+        sampler = ProcessSampler({f"alerts#{i}": p.pid for i, p in enumerate(alerts)})
         sampler.start()
         own_before = time.process_time()
         if args.py_spy is not None:
@@ -948,10 +808,9 @@ async def backlog_phase(
     )
     report.add(
         "    peak RSS "
-        + ", ".join(f"{name} {peak / MIB:.0f} MiB" for name, peak in sampler.peak.items())
+        + ", ".join(f"{name} {mib(peak)}" for name, peak in sampler.peak.items())
         + f"; CPU over {wall:.1f} s: "
-        + ", ".join(f"{name} {s:.1f} s ({100 * s / wall:.0f} %)" for name, s in cpu.items())
-        + f", this process (fakes) {own_cpu:.1f} s ({100 * own_cpu / wall:.0f} %)"
+        + cpu_shares({**cpu, "this process (fakes)": own_cpu}, wall)
     )
     for line in metric_lines:
         report.add(f"    {line}")
@@ -1081,7 +940,7 @@ def probe_main(argv: list[str]) -> int:
     return 0
 
 
-async def calibrate(fakes: Fakes, channel: str, count: int, report: Report) -> None:
+async def calibrate(fakes: Fakes, channel: str, count: int, report: AlertsReport) -> None:
     """The ladder below the service on the same fakes and load, from a child process."""
     if channel == "email":
         kind, target, token = "smtp", f"{fakes.smtp.host}:{fakes.smtp.port}", "-"
@@ -1111,14 +970,12 @@ async def calibrate(fakes: Fakes, channel: str, count: int, report: Report) -> N
 # ----------------------------------------------------------------------------------- main
 
 
-async def run(args: argparse.Namespace, db_url: str, report: Report) -> None:
+async def run(args: argparse.Namespace, db_url: str, report: AlertsReport) -> None:
     engine = create_engine(db_url)
     try:
-        report.add(await postgres_info(engine))
-        report.add(
-            f"host: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"load average {load_average()}; service logs in {report.logs}"
-        )
+        settings = ("shared_buffers", "synchronous_commit", "fsync")
+        report.add("PostgreSQL " + await postgres_summary(engine, settings))
+        report.add(f"{host_line()}; service logs in {report.logs}")
         report.add()
         with running_fakes(args.stock_zalo_fake) as fakes:
             args.refresh_token = fakes.zalo.state.issue_refresh_token()
@@ -1144,16 +1001,6 @@ async def run(args: argparse.Namespace, db_url: str, report: Report) -> None:
         await engine.dispose()
 
 
-def _list(kind: type, choices: Sequence[Any] | None = None) -> Any:
-    def parse(value: str) -> list[Any]:
-        items = [kind(part.strip()) for part in value.split(",") if part.strip()]
-        if not items or (choices is not None and any(item not in choices for item in items)):
-            raise argparse.ArgumentTypeError(f"comma-separated, among {choices}")
-        return items
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -1173,19 +1020,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--channel",
-        type=_list(str, ("email", "zalo_oa")),
+        type=comma_list(str, ("email", "zalo_oa")),
         default=["email", "zalo_oa"],
         help="(b) channel of the backlog rows, comma-separated for several runs",
     )
     parser.add_argument(
         "--processes",
-        type=_list(int),
+        type=comma_list(int),
         default=[1, 2],
         help="(b) `doisoat alerts` processes, comma-separated for several runs",
     )
     parser.add_argument(
         "--phases",
-        type=_list(str, ("latency", "backlog")),
+        type=comma_list(str, ("latency", "backlog")),
         default=["latency", "backlog"],
         help="which phases to run",
     )
@@ -1223,29 +1070,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["--probe"]:  # the calibration child (internal)
         return probe_main(arguments[1:])
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    report = Report()
-    started = time.perf_counter()
-    try:
-        with fresh_database(args.keep_db) as db_url:
-            asyncio.run(run(args, db_url, report))
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    say(f"benchmark took {time.perf_counter() - started:.0f} s")
-    if report.failures:
-        say("FAILED: " + "; ".join(report.failures))
-        return 1
-    return 0
+    sigterm_as_interrupt()
+    report = AlertsReport()
+    return run_on_fresh_database(
+        lambda db_url: asyncio.run(run(args, db_url, report)),
+        prefix="bench_alerts",
+        keep_db=args.keep_db,
+        report=report,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import gc
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,18 +46,15 @@ from prometheus_client.parser import text_string_to_metric_families
 if __package__ in (None, ""):  # run as a script (``python bench/ingest.py``): find ``tests``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common.console import ignore_interrupts, sigterm_as_interrupt
+from bench.common.database import BenchDatabase, postgres_summary
+from bench.common.figures import mib
+from bench.common.pyspy import start_py_spy, stop_py_spy
+from bench.common.sampling import ProcessSampler
 from services.ingest.config import IngestSettings
-from shared import migrate
 from tests.support.broker import Broker, create_topic, end_offsets, produce
-from tests.support.postgres import (
-    asyncpg_dsn,
-    create_database,
-    database_url,
-    drop_database,
-    server_url,
-)
+from tests.support.postgres import asyncpg_dsn
 
-MIB = 1024 * 1024
 SOURCE = "motcua-tinh"
 BASE_TIME = datetime(2024, 9, 2, 7, 30)  # naive, Asia/Ho_Chi_Minh wall time
 
@@ -89,6 +85,8 @@ PATHS: list[tuple[tuple[int, ...], int]] = [
     ((4, 9, 10), 5),
 ]
 DUPLICATE_SHARE = 0.01
+#: ``--py-spy FILE``: py-spy's output format by the file's suffix.
+PY_SPY_FORMATS = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
 OUT_OF_ORDER_SHARE = 0.03
 
 
@@ -290,24 +288,19 @@ def _generate(total: int, dossiers: int, seed: int) -> Workload:
 # ------------------------------------------------------------------------------ consumer
 
 
-class RssSampler(threading.Thread):
-    """Peak resident set size of one process, sampled every ``interval`` seconds.
+class RssSampler(ProcessSampler[str]):
+    """Peak resident set size of the consumer (``peak["ingest"]``), sampled every 100 ms.
 
     Also keeps the CPU time of that process, of the PostgreSQL backends serving ``database``
     (they exit with their connections, so they are sampled while alive) and of the machine.
     """
 
     def __init__(self, pid: int, database: str, interval: float = 0.1) -> None:
-        super().__init__(name="rss-sampler", daemon=True)
-        self._process = psutil.Process(pid)
+        super().__init__({"ingest": pid}, interval, name="rss-sampler")
         self._database = database
-        self._interval = interval
-        self._stop_event = threading.Event()
         self._machine_start = psutil.cpu_times()
         self._backends: dict[int, psutil.Process] = {}
         self._backend_cpu: dict[int, float] = {}
-        self.peak = 0
-        self.samples = 0
         self.cpu_seconds = 0.0
         self.machine_busy = 0.0
         self.machine_seconds = 0.0
@@ -340,23 +333,11 @@ class RssSampler(threading.Thread):
         self.machine_seconds = total
         self.machine_busy = (total - idle) / total if total > 0 else 0.0
 
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                rss = self._process.memory_info().rss
-                times = self._process.cpu_times()
-                self.cpu_seconds = times.user + times.system
-            except psutil.Error:
-                return
-            self.peak = max(self.peak, rss)
-            self._sample_backends()
-            self._sample_machine()
-            self.samples += 1
-            self._stop_event.wait(self._interval)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=2)
+    def sample(self) -> None:
+        super().sample()
+        self.cpu_seconds = self.cpu().get("ingest", self.cpu_seconds)
+        self._sample_backends()
+        self._sample_machine()
 
 
 def _free_port() -> int:
@@ -364,14 +345,14 @@ def _free_port() -> int:
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def _doisoat_command() -> list[str]:
     script = Path(sys.executable).parent / "doisoat"
     if script.exists():
         return [str(script), "ingest"]
-    return [sys.executable, "-m", "services.cli", "ingest"]
+    return [sys.executable, "-m", "services.app.cli", "ingest"]
 
 
 @dataclass
@@ -436,40 +417,6 @@ def start_consumer(env: dict[str, str], log_dir: Path) -> Consumer:
     return Consumer(process, port, log_path, watchdog)
 
 
-def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    formats = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
-    return subprocess.Popen(
-        [
-            executable,
-            "record",
-            "--pid",
-            str(pid),
-            "--rate",
-            "100",
-            "--idle",  # waits on PostgreSQL and Kafka show up as time too
-            "--format",
-            formats.get(output.suffix, "flamegraph"),
-            "--output",
-            str(output),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop_py_spy(process: subprocess.Popen[bytes]) -> None:
-    """py-spy writes its file when interrupted."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @dataclass
 class Progress:
     first_commit_at: float | None = None
@@ -484,7 +431,7 @@ class Progress:
 async def _count_events(db_url: str) -> int:
     connection = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
-        return await connection.fetchval("SELECT count(*) FROM events")
+        return int(await connection.fetchval("SELECT count(*) FROM events"))
     finally:
         await connection.close()
 
@@ -646,19 +593,6 @@ def read_metrics(port: int) -> ConsumerMetrics:
 # ---------------------------------------------------------------------------------- COPY
 
 
-async def postgres_info(db_url: str) -> str:
-    connection = await asyncpg.connect(asyncpg_dsn(db_url))
-    try:
-        version = (await connection.fetchval("SHOW server_version")).split()[0]
-        settings = [
-            f"{name}={await connection.fetchval(f'SHOW {name}')}"
-            for name in ("synchronous_commit", "fsync", "shared_buffers")
-        ]
-        return f"{version} ({', '.join(settings)})"
-    finally:
-        await connection.close()
-
-
 @dataclass
 class CopyResult:
     seconds: float
@@ -710,10 +644,6 @@ async def copy_baseline(db_url: str) -> CopyResult:
 # ---------------------------------------------------------------------------------- main
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Kafka → doisoat ingest → PostgreSQL throughput, against a COPY baseline."
@@ -752,7 +682,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    sigterm_as_interrupt()
     batch = args.batch or int(
         os.environ.get("DOISOAT_KAFKA_BATCH_MAX_MESSAGES")
         or IngestSettings.model_fields["kafka_batch_max_messages"].default
@@ -763,8 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     db_name = f"doisoat_bench_{tag}"
     work_dir = Path(tempfile.mkdtemp(prefix="doisoat-bench-"))
     broker: Broker | None = None
-    server: str | None = None
-    db_created = False
+    database: BenchDatabase | None = None
     consumer: Consumer | None = None
     sampler: RssSampler | None = None
     profiler: subprocess.Popen[bytes] | None = None
@@ -776,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         generation_seconds = time.perf_counter() - started
         print(
             f"generated {len(workload.messages):,} messages "
-            f"({workload.payload_bytes / MIB:.1f} MiB, {workload.snapshots:,} snapshots, "
+            f"({mib(workload.payload_bytes, 1)}, {workload.snapshots:,} snapshots, "
             f"{workload.steps:,} steps, "
             f"{workload.duplicates:,} duplicates, {workload.out_of_order:,} late snapshots) "
             f"in {generation_seconds:.2f} s",
@@ -815,13 +744,10 @@ def main(argv: list[str] | None = None) -> int:
         workload.messages = []  # free the memory before the consumer runs
 
         # -- database
-        server = server_url()
-        db_url = database_url(server, db_name)
-        asyncio.run(create_database(server, db_name))
-        db_created = True
-        migrate.upgrade(db_url)
-
-        pg_info = asyncio.run(postgres_info(db_url))
+        database = BenchDatabase(db_name)
+        db_url = database.create()
+        settings = ("synchronous_commit", "fsync", "shared_buffers")
+        pg_info = asyncio.run(postgres_summary(db_url, settings))
 
         # -- the consumer, timed from spawn
         load_at_start = os.getloadavg()[0]
@@ -837,7 +763,16 @@ def main(argv: list[str] | None = None) -> int:
         sampler = RssSampler(consumer.process.pid, db_name)
         sampler.start()
         if args.py_spy:
-            profiler = start_py_spy(consumer.process.pid, Path(args.py_spy))
+            output = Path(args.py_spy)
+            profiler = start_py_spy(
+                consumer.process.pid,
+                output,
+                rate=100,
+                output_format=PY_SPY_FORMATS.get(output.suffix, "flamegraph"),
+                options=("--idle",),  # waits on PostgreSQL and Kafka show up as time too
+                quiet=False,
+                own_session=True,  # Ctrl-C reaches us; we stop it ourselves, in order
+            )
         watcher = OffsetWatcher(bootstrap, group, topic, sorted(ends))
         progress = wait_until_ingested(
             consumer,
@@ -856,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         if profiler is not None:
             stop_py_spy(profiler)
         figures = read_metrics(consumer.port)
-        peak_rss = sampler.peak
+        peak_rss = sampler.peak["ingest"]
         consumer.stop()
 
         # -- the COPY floor
@@ -921,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
             ("COPY events/s", f"{copy_rate:,.0f}"),
             ("ratio ours/COPY", f"{end_to_end / copy.seconds:.1f}× the time "
              f"({rate / copy_rate:.1%} of COPY's rate)"),
-            ("peak RSS (ingest)", f"{peak_rss / MIB:.1f} MiB ({sampler.samples} samples)"),
+            ("peak RSS (ingest)", f"{mib(peak_rss, 1)} ({sampler.samples} samples)"),
             ("CPU (ingest)", f"{sampler.cpu_seconds:.1f} s user+system "
              f"({sampler.cpu_seconds / end_to_end:.0%} of one core over the run)"),
             ("CPU (PostgreSQL)", f"{sampler.postgres_cpu_seconds:.1f} s in the backends of "
@@ -953,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        ignore_interrupts()
         if watcher is not None and watcher.is_alive():
             watcher.stop()
         if sampler is not None:
@@ -962,9 +897,9 @@ def main(argv: list[str] | None = None) -> int:
             stop_py_spy(profiler)
         if consumer is not None:
             consumer.stop()
-        if db_created and server is not None and not args.keep_db:
+        if database is not None and not args.keep_db:
             with contextlib.suppress(Exception):
-                asyncio.run(drop_database(server, db_name))
+                database.drop()
         if broker is not None:
             broker.cleanup()
         elif args.bootstrap:

@@ -9,7 +9,8 @@ to the write path can be compared in seconds:
 
 Prints, per event: parsing, building the batch (``service.pending_batch``), and the store
 (``service.store_pending``: wall time and this process's CPU), split by statement, and the
-commit per batch. A fresh database on the test server is created and dropped.
+commit per batch. A fresh database on the test server is created and dropped; the engine is the
+services' own (``shared.db.create_engine``), so the store runs with their driver options.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: find ``tests`` and the sibling benchmark
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.ext.asyncio import create_async_engine
-
+from bench.common.console import sigterm_as_interrupt
+from bench.common.database import BenchDatabase
 from bench.ingest import generate
 from services.ingest import pg_bulk, service
 from services.reconciler import schedule
-from shared import migrate
+from shared.db import create_engine
 from shared.events import DossierEvent, parse_message
-from tests.support.postgres import create_database, database_url, drop_database, server_url
 
 _spent: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
 
@@ -56,13 +56,9 @@ def _timed(module: Any, name: str) -> None:
 
 
 async def _store(events: list[DossierEvent], batch: int) -> None:
-    server = server_url()
-    name = f"bench_store_{os.getpid()}"
-    await create_database(server, name)
-    url = database_url(server, name)
+    database = BenchDatabase(f"bench_store_{os.getpid()}")
     try:
-        await asyncio.to_thread(migrate.upgrade, url)
-        engine = create_async_engine(url)
+        engine = create_engine(await database.create_async())
         try:
             started = time.perf_counter()
             pending = [
@@ -94,7 +90,7 @@ async def _store(events: list[DossierEvent], batch: int) -> None:
         finally:
             await engine.dispose()
     finally:
-        await drop_database(server, name)
+        await database.drop_async()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    sigterm_as_interrupt()  # unwind like Ctrl-C: the database is dropped either way
     workload = generate(args.events, args.dossiers or args.events // 10, args.seed)
     started = time.perf_counter()
     events = []

@@ -34,51 +34,50 @@ import os
 import pstats
 import random
 import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if __package__ in (None, ""):  # run as a script (``python bench/reconcile.py``): find ``tests``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import REPO
+from bench.common.console import comma_list, host_line, load_average, say, sigterm_as_interrupt
+from bench.common.database import (
+    autocommit,
+    fetch_all,
+    postgres_summary,
+    run_on_fresh_database,
+    scalar,
+)
+from bench.common.figures import Report, counts_text, mib, quantile, target_verdict
+from bench.common.pyspy import PY_SPY_RATE, read_stacks, short_path, start_py_spy, stop_py_spy
+from bench.common.sampling import ProcessSampler
 from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
 from services.reconciler.worker import Reconciler
-from shared import migrate
 from shared.clock import system_clock
 from shared.db import create_engine, unit_of_work
-from tests.support.postgres import (
-    asyncpg_dsn,
-    create_database,
-    database_url,
-    drop_database,
-    server_url,
-)
+from tests.support.postgres import asyncpg_dsn
 from tests.support.processes import ServiceProcess, start_service
 
-MIB = 1024 * 1024
 SWEEP_TARGET_SECONDS = 30.0
+SWEEP_TARGET = f"≤ {SWEEP_TARGET_SECONDS:.0f} s"
 INCREMENTAL_TARGET_SECONDS = 0.200
 INCREMENTAL_SIZE = 1000
 SEED_BATCH = 50_000
-REPO = Path(__file__).resolve().parent.parent
 
 UNITS = [f"000.{a:02d}.{b:02d}.H08" for a in (0, 1, 2, 3) for b in range(10, 20)]
 PROCEDURES = ("1.004227", "1.001612", "2.000908", "1.000894", "1.010733", "2.001711")
@@ -130,29 +129,10 @@ def code_of(number: int) -> str:
     return f"{UNITS[number % len(UNITS)]}-241021-{number:07d}"
 
 
-def say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile (p95 of 20 values is the 19th smallest)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))
-    return ordered[rank - 1]
-
-
-def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
-
-
 MEASURED_CODE = (
     "services/reconciler/*.py",
     "services/reconciler/kpis/*.py",
-    "services/cli.py",
+    "services/app/cli.py",
     "shared/calendar.py",
     "shared/db.py",
     "shared/models.py",
@@ -312,38 +292,6 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
 # ---------------------------------------------------------------------------- measurements
 
 
-class RssSampler(threading.Thread):
-    """Peak resident memory of some processes, sampled every ``interval`` seconds."""
-
-    def __init__(self, pids: Sequence[int], interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self._processes = {pid: psutil.Process(pid) for pid in pids}
-        self.first = {pid: self._rss(pid) for pid in pids}
-        self.peak = dict(self.first)
-        self.last = dict(self.first)
-        self._interval = interval
-        self._halt = threading.Event()
-
-    def _rss(self, pid: int) -> int:
-        try:
-            return self._processes[pid].memory_info().rss
-        except psutil.Error:
-            return 0
-
-    def run(self) -> None:
-        while not self._halt.wait(self._interval):
-            for pid in self._processes:
-                rss = self._rss(pid)
-                if rss:
-                    self.last[pid] = rss
-                    self.peak[pid] = max(self.peak[pid], rss)
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join()
-
-
 STATEMENT_LABELS = (
     ("FOR UPDATE SKIP LOCKED", "claim (SELECT … FOR UPDATE SKIP LOCKED)"),
     ("FROM dossiers", "load dossiers"),
@@ -467,16 +415,6 @@ class TimedChunks:
 # --------------------------------------------------------------------------- database helpers
 
 
-async def postgres_info(engine: AsyncEngine) -> str:
-    async with engine.connect() as connection:
-        version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-        settings = []
-        for name in ("shared_buffers", "synchronous_commit", "fsync", "autovacuum"):
-            value = (await connection.execute(text(f"SHOW {name}"))).scalar_one()
-            settings.append(f"{name}={value}")
-    return f"PostgreSQL {version.split()[0]} ({', '.join(settings)})"
-
-
 async def reset_discrepancies(engine: AsyncEngine) -> None:
     """Back to "never judged": no discrepancy, no history, nothing scheduled."""
     async with unit_of_work(engine, "bench") as connection:
@@ -484,9 +422,7 @@ async def reset_discrepancies(engine: AsyncEngine) -> None:
             text("TRUNCATE discrepancies, discrepancy_history, alert_tracks, notifications")
         )
         await connection.execute(text("DELETE FROM reconcile_schedule"))
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text("VACUUM ANALYZE reconcile_schedule"))
+    await autocommit(engine, "VACUUM ANALYZE reconcile_schedule")
 
 
 async def reschedule(engine: AsyncEngine) -> float:
@@ -497,46 +433,29 @@ async def reschedule(engine: AsyncEngine) -> float:
 
 
 async def due_left(engine: AsyncEngine) -> bool:
-    async with engine.connect() as connection:
-        return bool(
-            (
-                await connection.execute(
-                    text("SELECT EXISTS (SELECT 1 FROM reconcile_schedule WHERE check_at <= now())")
-                )
-            ).scalar_one()
-        )
+    sql = "SELECT EXISTS (SELECT 1 FROM reconcile_schedule WHERE check_at <= now())"
+    return bool(await scalar(engine, sql))
 
 
 async def open_by_kind(engine: AsyncEngine) -> dict[str, int]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text(
-                "SELECT kind, count(*) FROM discrepancies WHERE status <> 'resolved' GROUP BY kind"
-            )
-        )
-        return {kind: count for kind, count in rows.all()}
+    sql = "SELECT kind, count(*) FROM discrepancies WHERE status <> 'resolved' GROUP BY kind"
+    return {kind: count for kind, count in await fetch_all(engine, sql)}
 
 
 async def history_since(engine: AsyncEngine, since: datetime) -> dict[str, int]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT action, count(*) FROM discrepancy_history WHERE at >= :since GROUP BY 1"),
-            {"since": since},
-        )
-        return {action: count for action, count in rows.all()}
+    sql = "SELECT action, count(*) FROM discrepancy_history WHERE at >= :since GROUP BY 1"
+    return {action: count for action, count in await fetch_all(engine, sql, since=since)}
 
 
 async def updated_since(engine: AsyncEngine, since: datetime) -> int:
-    async with engine.connect() as connection:
-        return (
-            await connection.execute(
-                text(
-                    "SELECT count(*) FROM discrepancies WHERE updated_at >= :since "
-                    "AND opened_at < :since AND resolved_at IS NULL"
-                ),
-                {"since": since},
-            )
-        ).scalar_one()
+    return int(
+        await scalar(
+            engine,
+            "SELECT count(*) FROM discrepancies WHERE updated_at >= :since "
+            "AND opened_at < :since AND resolved_at IS NULL",
+            since=since,
+        )
+    )
 
 
 def kind_table(found: dict[str, int], planted: dict[str, int]) -> tuple[bool, list[str]]:
@@ -551,16 +470,6 @@ def kind_table(found: dict[str, int], planted: dict[str, int]) -> tuple[bool, li
 
 
 # ------------------------------------------------------------------------------------- phases
-
-
-@dataclass
-class Report:
-    lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    def add(self, line: str = "") -> None:
-        self.lines.append(line)
-        say(line)
 
 
 async def sweep_in_process(
@@ -583,7 +492,7 @@ async def sweep_in_process(
     report.add(f"{title}: chunk {settings.reconcile_chunk_size}, load {load_average()}")
     reschedule_seconds = await reschedule(engine)
     timer.reset()
-    sampler = RssSampler([os.getpid()])
+    sampler = ProcessSampler({os.getpid(): os.getpid()})
     sampler.start()
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -596,8 +505,7 @@ async def sweep_in_process(
     total = reschedule_seconds + drain_seconds
     report.add(
         f"    reschedule_all {reschedule_seconds:.1f} s + drain {drain_seconds:.1f} s = "
-        f"{total:.1f} s  [{verdict(total <= SWEEP_TARGET_SECONDS)} target "
-        f"≤ {SWEEP_TARGET_SECONDS:.0f} s]"
+        f"{total:.1f} s  " + target_verdict(total <= SWEEP_TARGET_SECONDS, SWEEP_TARGET)
     )
     report.add(
         f"    {judged:,} dossiers judged, {judged / drain_seconds:,.0f} dossiers/s (drain), "
@@ -606,8 +514,8 @@ async def sweep_in_process(
     )
     report.add(f"    {chunks.summary()}")
     report.add(
-        f"    RSS {sampler.first[pid] / MIB:.0f} MiB before, peak {sampler.peak[pid] / MIB:.0f} "
-        f"MiB during, {sampler.last[pid] / MIB:.0f} MiB after (ru_maxrss of the whole run so far "
+        f"    RSS {mib(sampler.first[pid])} before, peak {mib(sampler.peak[pid])} during, "
+        f"{mib(sampler.last[pid])} after (ru_maxrss of the whole run so far "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)"
     )
     report.add("    SQL per chunk (whole sweep averaged):")
@@ -655,18 +563,13 @@ async def periodic_sweep(engine: AsyncEngine, db_url: str, seeded: Seeded, repor
     report.add(
         f"    state left by the service: every dossier judged at {before:%Y-%m-%d %H:%M} UTC "
         f"({judged_before:,} in {earlier:.1f} s, a full re-judgement); open then: "
-        + (
-            ", ".join(f"{k} {n:,}" for k, n in sorted((await open_by_kind(engine)).items()))
-            or "none"
-        )
+        + (counts_text(sorted((await open_by_kind(engine)).items())) or "none")
         + f"; {scheduled:,} dossiers hold a next mark"
     )
-    async with engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text("VACUUM ANALYZE reconcile_schedule, discrepancies"))
+    await autocommit(engine, "VACUUM ANALYZE reconcile_schedule, discrepancies")
     reconciler = Reconciler(settings, engine, system_clock)
     chunks = TimedChunks(reconciler)
-    sampler = RssSampler([os.getpid()])
+    sampler = ProcessSampler({os.getpid(): os.getpid()})
     sampler.start()
     since = system_clock()
     started = time.perf_counter()
@@ -675,13 +578,13 @@ async def periodic_sweep(engine: AsyncEngine, db_url: str, seeded: Seeded, repor
     sampler.stop()
     history = await history_since(engine, since)
     report.add(
-        f"    sweep at now: {wall:.1f} s  [{verdict(wall <= SWEEP_TARGET_SECONDS)} target "
-        f"≤ {SWEEP_TARGET_SECONDS:.0f} s]; {judged:,} of {seeded.dossier_rows:,} dossiers were "
-        f"due and judged; changes: "
-        + ", ".join(f"{action} {count:,}" for action, count in sorted(history.items()))
+        f"    sweep at now: {wall:.1f} s  "
+        + target_verdict(wall <= SWEEP_TARGET_SECONDS, SWEEP_TARGET)
+        + f"; {judged:,} of {seeded.dossier_rows:,} dossiers were due and judged; changes: "
+        + counts_text(sorted(history.items()))
     )
     report.add(f"    {chunks.summary()}")
-    report.add(f"    RSS peak {sampler.peak[os.getpid()] / MIB:.0f} MiB")
+    report.add(f"    RSS peak {mib(sampler.peak[os.getpid()])}")
     found = await open_by_kind(engine)
     ok, lines = kind_table(found, seeded.planted)
     report.add(f"    unresolved discrepancies by kind: {'as planted' if ok else 'NOT AS PLANTED'}")
@@ -715,7 +618,7 @@ async def sweep_processes(
     )
     started_processes: list[ServiceProcess] = []
     spies: list[subprocess.Popen[bytes]] = []
-    sampler: RssSampler | None = None
+    sampler: ProcessSampler[int] | None = None
     try:
         for _ in range(processes):
             started_processes.append(await asyncio.to_thread(start_service, "reconciler", env=env))
@@ -726,9 +629,9 @@ async def sweep_processes(
             + ", ".join(f"{seconds:.1f} s" for seconds in startup)
             + " after /healthz; the sweep starts after that"
         )
-        sampler = RssSampler(pids)
+        sampler = ProcessSampler({pid: pid for pid in pids})
         sampler.start()
-        cpu_before = {pid: sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids}
+        cpu_before = sampler.cpu()
         if py_spy_dir is not None:
             spies = [start_py_spy(pid, py_spy_dir / f"reconciler-{pid}.txt") for pid in pids]
             await asyncio.sleep(1.0)
@@ -738,7 +641,8 @@ async def sweep_processes(
             await asyncio.sleep(0.1)
         wall = time.perf_counter() - started
         sampler.stop()
-        cpu = {pid: sum(psutil.Process(pid).cpu_times()[:2]) - cpu_before[pid] for pid in pids}
+        cpu_after = sampler.cpu()
+        cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in pids}
         judged = [int(p.metric("doisoat_reconcile_dossiers_total")) for p in started_processes]
         for spy in spies:
             stop_py_spy(spy)
@@ -753,14 +657,15 @@ async def sweep_processes(
             await asyncio.to_thread(process.cleanup)
     report.add(
         f"    wall {wall:.1f} s from reschedule_all to no due row (reschedule_all "
-        f"{reschedule_seconds:.1f} s of it)  [{verdict(wall <= SWEEP_TARGET_SECONDS)} target "
-        f"≤ {SWEEP_TARGET_SECONDS:.0f} s]; {sum(judged) / wall:,.0f} dossiers/s"
+        f"{reschedule_seconds:.1f} s of it)  "
+        + target_verdict(wall <= SWEEP_TARGET_SECONDS, SWEEP_TARGET)
+        + f"; {sum(judged) / wall:,.0f} dossiers/s"
     )
     report.add(
         "    per process: "
         + "; ".join(
-            f"{count:,} judged, CPU {cpu[pid]:.1f} s, RSS peak {sampler.peak[pid] / MIB:.0f} MiB "
-            f"(start {sampler.first[pid] / MIB:.0f} MiB)"
+            f"{count:,} judged, CPU {cpu[pid]:.1f} s, RSS peak {mib(sampler.peak[pid])} "
+            f"(start {mib(sampler.first[pid])})"
             for count, pid in zip(judged, pids, strict=True)
         )
     )
@@ -853,14 +758,15 @@ async def incremental(
     report.add(
         f"    median {1000 * median:.0f} ms, p95 {1000 * p95:.0f} ms, "
         f"min {1000 * min(durations):.0f} ms, max {1000 * max(durations):.0f} ms  "
-        f"[{verdict(p95 <= INCREMENTAL_TARGET_SECONDS)} "
-        f"target ≤ {1000 * INCREMENTAL_TARGET_SECONDS:.0f} ms]"
+        + target_verdict(
+            p95 <= INCREMENTAL_TARGET_SECONDS, f"≤ {1000 * INCREMENTAL_TARGET_SECONDS:.0f} ms"
+        )
     )
     changes = await history_since(engine, since)
     report.add(
         f"    dossiers per chunk: {sorted(set(judged))}; discrepancy changes over all "
         f"{repetitions + 1} chunks: "
-        + ", ".join(f"{action} {count:,}" for action, count in sorted(changes.items()))
+        + counts_text(sorted(changes.items()))
         + f", details updated in place {await updated_since(engine, since):,}"
     )
     report.add("    SQL per chunk:")
@@ -1047,20 +953,8 @@ async def profile_chunk(
 # ------------------------------------------------------------------------------ profile views
 
 
-def _where(filename: str) -> str:
-    if filename == "~":
-        return "builtins"
-    if filename.startswith("<"):
-        return filename
-    if "site-packages/" in filename:
-        return filename.split("site-packages/", 1)[1]
-    with contextlib.suppress(ValueError):
-        return str(Path(filename).relative_to(REPO))
-    return "stdlib/" + Path(filename).name
-
-
 def _area(filename: str, name: str) -> str:
-    where = _where(filename)
+    where = short_path(filename, stdlib_names=True)
     if where == "builtins":
         if "epoll" in name:
             return "epoll wait (idle: PostgreSQL working)"
@@ -1096,7 +990,7 @@ def profile_tables(stats: pstats.Stats, chunks: int, top: int = 25) -> list[str]
         _, calls, tt, ct, _ = value
         return (
             f"      {calls / chunks:>9.0f} {1000 * tt / chunks:>8.1f} {1000 * ct / chunks:>8.1f}"
-            f"  {_where(filename)}:{line}({name})"
+            f"  {short_path(filename, stdlib_names=True)}:{line}({name})"
         )
 
     header = f"      {'calls/ch':>9} {'self ms':>8} {'cum ms':>8}  function"
@@ -1109,80 +1003,34 @@ def profile_tables(stats: pstats.Stats, chunks: int, top: int = 25) -> list[str]
     project = [
         (key, value)
         for key, value in entries.items()
-        if _where(key[0]).startswith(("services/", "shared/"))
+        if short_path(key[0], stdlib_names=True).startswith(("services/", "shared/"))
     ]
     for key, value in sorted(project, key=lambda kv: -kv[1][3])[:top]:
         lines.append(row(key, value))
     return lines
 
 
-def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    executable = Path(sys.executable).with_name("py-spy")
-    command = [
-        str(executable if executable.is_file() else shutil.which("py-spy") or "py-spy"),
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--nonblocking",
-        "--output",
-        str(output),
-    ]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_py_spy(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def py_spy_summary(files: Sequence[Path], wall: float, top: int = 20) -> list[str]:
     """Self and inclusive samples by function from py-spy's raw (collapsed stack) output."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for path in files:
-        with contextlib.suppress(OSError), path.open() as lines:
-            for line in lines:
-                stack, _, count_text = line.rstrip("\n").rpartition(" ")
-                if not stack or not count_text.isdigit():
-                    continue
-                count = int(count_text)
-                frames = [_spy_frame(frame) for frame in stack.split(";")]
-                total += count
-                own[frames[-1]] += count
-                for frame in set(frames):
-                    inclusive[frame] += count
-    if not total:
+    stacks = read_stacks(files, stdlib_names=True)
+    if not stacks.total:
         return ["    py-spy: no samples"]
-    busy = total / (200 * wall * len(files)) if files else 0.0
+    busy = stacks.total / (PY_SPY_RATE * wall * len(files)) if files else 0.0
     lines = [
-        f"    py-spy: {total:,} non-idle samples at 200 Hz over {len(files)} process(es): "
-        f"busy ≈ {100 * busy:.0f} % of the wall time; raw stacks in {files[0].parent}",
+        f"    py-spy: {stacks.total:,} non-idle samples at {PY_SPY_RATE} Hz over {len(files)} "
+        f"process(es): busy ≈ {100 * busy:.0f} % of the wall time; raw stacks in "
+        f"{files[0].parent}",
         f"    top {top} by self samples:",
     ]
-    lines += [f"      {100 * n / total:>5.1f}%  {frame}" for frame, n in own.most_common(top)]
+    lines += stacks.ranked(stacks.own.most_common(top), "      ")
     lines.append(f"    top {top} project functions by inclusive samples:")
-    project = [(f, n) for f, n in inclusive.most_common() if f.startswith(("services/", "shared/"))]
-    lines += [f"      {100 * n / total:>5.1f}%  {frame}" for frame, n in project[:top]]
+    project = [
+        (frame, n)
+        for frame, n in stacks.inclusive.most_common()
+        if frame.startswith(("services/", "shared/"))
+    ]
+    lines += stacks.ranked(project[:top], "      ")
     return lines
-
-
-def _spy_frame(frame: str) -> str:
-    # py-spy writes "function (module/path.py:123)", the path relative to sys.path
-    name, _, rest = frame.partition(" (")
-    filename = rest.rstrip(")").rsplit(":", 1)[0]
-    if filename.startswith("/"):
-        filename = _where(filename)
-    return f"{filename}:{name}" if filename else name
 
 
 # --------------------------------------------------------------------------------------- main
@@ -1195,16 +1043,14 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
     report.add(
         f"seeded {seeded.dossier_rows:,} dossiers and {seeded.report_rows:,} desk reports "
         f"({seeded.codes:,} codes) in {seeded.seconds:.1f} s, then ANALYZE; planted: "
-        + ", ".join(f"{kind} {count:,}" for kind, count in seeded.planted.items())
+        + counts_text(seeded.planted.items())
     )
     engine = create_engine(db_url)
     try:
         report.add(f"service code measured: {fingerprint}")
-        report.add(await postgres_info(engine))
-        report.add(
-            f"host: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"load average {load_average()}"
-        )
+        settings = ("shared_buffers", "synchronous_commit", "fsync", "autovacuum")
+        report.add("PostgreSQL " + await postgres_summary(engine, settings))
+        report.add(host_line())
         report.add()
         drain_seconds = await sweep_in_process(engine, db_url, seeded, report, first=True)
         await plan_diagnostics(engine, db_url, seeded, report)
@@ -1254,13 +1100,6 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
         await engine.dispose()
 
 
-def _chunk_sizes(value: str) -> list[int]:
-    sizes = [int(part) for part in value.split(",") if part.strip()]
-    if not sizes or any(not 1 <= size <= 10_000 for size in sizes):
-        raise argparse.ArgumentTypeError("chunk sizes are 1…10000, comma-separated")
-    return sizes
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -1273,7 +1112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--chunk-sizes",
-        type=_chunk_sizes,
+        type=comma_list(
+            int,
+            accept=lambda size: 1 <= size <= 10_000,
+            error="chunk sizes are 1…10000, comma-separated",
+        ),
         default=[1000, 5000],
         help="DOISOAT_RECONCILE_CHUNK_SIZE of the processes, comma-separated",
     )
@@ -1301,48 +1144,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def fresh_database(keep: bool) -> Iterator[str]:
-    """A migrated database of its own on the test server, dropped on the way out."""
-    server = server_url()
-    name = f"bench_reconcile_{uuid.uuid4().hex[:8]}"
-    created = False
-    try:
-        asyncio.run(create_database(server, name))
-        created = True
-        db_url = database_url(server, name)
-        migrate.upgrade(db_url)
-        yield db_url
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
-        if created and keep:
-            say(f"database kept: {database_url(server, name)}")
-        elif created:
-            asyncio.run(drop_database(server, name))
-            say(f"database {name} dropped")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fingerprint = code_fingerprint()  # as imported by this process
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    sigterm_as_interrupt()
     report = Report()
-    started = time.perf_counter()
-    try:
-        with fresh_database(args.keep_db) as db_url:
-            asyncio.run(run(args, db_url, report, fingerprint))
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    say(f"benchmark took {time.perf_counter() - started:.0f} s")
-    if report.failures:
-        say("FAILED: " + "; ".join(report.failures))
-        return 1
-    return 0
+    return run_on_fresh_database(
+        lambda db_url: asyncio.run(run(args, db_url, report, fingerprint)),
+        prefix="bench_reconcile",
+        keep_db=args.keep_db,
+        report=report,
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ _ZERO = timedelta(0)
 @lru_cache(maxsize=64)
 def _vn_holidays(year: int) -> holidays.HolidayBase:
     """Built lazily, one year at a time: creating a year costs milliseconds, so only once."""
-    return holidays.VN(years=year)
+    return holidays.country_holidays("VN", years=year)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -204,14 +204,6 @@ class WorkingCalendar:
             if overlap > _ZERO:
                 total += overlap
         return total
-
-    def is_office_time(self, moment: datetime) -> bool:
-        """True inside a period ``[start, end)`` of a working day."""
-        _require_aware(moment, "moment")
-        day = self._local_day(moment)
-        if not self.is_working_day(day):
-            return False
-        return any(start <= moment < end for start, end in self._bounds(day))
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Office time in ``[start, end)``; zero when ``end <= start``."""

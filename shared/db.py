@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -96,8 +97,14 @@ def among(connection: AsyncConnection, column: Any, values: Collection[str]) -> 
     return column.in_(values)
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+def insert_for(connection: AsyncConnection | AsyncEngine, table: Any) -> Any:
+    """An ``INSERT`` that knows ``ON CONFLICT`` on the connection's backend (PostgreSQL or SQLite).
+
+    Both dialects spell ``on_conflict_do_nothing`` / ``on_conflict_do_update`` and ``excluded``
+    alike, so callers write the upsert once.
+    """
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def _dump_json(value: Any) -> str:

@@ -9,13 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.models import Unit
+from shared.models import Officer, Unit
 
 MAX_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerRecord:
+    """An officer of the directory (contract §3): the one shape every service reads them in."""
+
+    account: str
+    full_name: str
+    unit_code: str
+    role: str
+    email: str | None
+    zalo_user_id: str | None
+    phone: str | None
+    active: bool
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> OfficerRecord:
+        """A row of the ``officers`` table (every column) as a record."""
+        return cls(**row._mapping)
+
+
+OFFICER_COLUMNS = tuple(Officer.__table__.columns)
 
 
 @dataclass(frozen=True, slots=True)

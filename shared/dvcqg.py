@@ -35,19 +35,6 @@ OPEN_STATUSES = frozenset({1, 2, 4, 5, 6})
 WAITING_ON_APPLICANT = frozenset({5, 6})
 TERMINAL_STATUSES = frozenset({3, 7, 8})
 
-STATUS_NAMES_VI = {
-    1: "Mới đăng ký",
-    2: "Được tiếp nhận",
-    3: "Không được tiếp nhận",
-    4: "Đang xử lý",
-    5: "Yêu cầu bổ sung giấy tờ",
-    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
-    7: "Công dân yêu cầu rút hồ sơ",
-    8: "Dừng xử lý",
-    9: "Đã xử lý xong",
-    10: "Đã trả kết quả",
-}
-
 SNAPSHOT_DATE_FIELDS = (
     "NgayNopHoSo",
     "NgayTiepNhan",

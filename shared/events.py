@@ -72,11 +72,6 @@ class DossierEvent:
     def is_snapshot(self) -> bool:
         return self.type == SNAPSHOT
 
-    @property
-    def order_key(self) -> tuple[datetime, str]:
-        """Snapshots compete by (``emitted_at``, ``event_id``): the greatest is the state."""
-        return (self.emitted_at, self.event_id)
-
 
 @cache
 def _validator() -> Any:

@@ -8,12 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from shared import migrate
 from shared.clock import fixed_clock
 from shared.config import ApiKey, BaseDoisoatSettings
@@ -79,7 +80,7 @@ def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest) -> str:
     """The same test on PostgreSQL (the reference) and SQLite (the embedded default)."""
     fixture = "pg_database_url" if request.param == "postgresql" else "sqlite_database_url"
-    return request.getfixturevalue(fixture)
+    return cast(str, request.getfixturevalue(fixture))
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def broker() -> Iterator[Broker]:
     started.stop()
 
 
-def make_settings(database_url: str, **overrides: object) -> BaseDoisoatSettings:
+def make_settings(database_url: str, **overrides: Any) -> BaseDoisoatSettings:
     return BaseDoisoatSettings(
         database_url=database_url, api_keys=TEST_KEYS, _env_file=None, **overrides
     )

@@ -7,6 +7,9 @@ from typing import Any
 
 import orjson
 
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.rules import RuleSettings
+from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ
 from shared.dvcqg import format_thoi_diem
 
@@ -76,3 +79,8 @@ def progress(
 
 def encode(envelope: dict[str, Any]) -> bytes:
     return orjson.dumps(envelope)
+
+
+def default_rule_settings(calendar: WorkingCalendar | None = None) -> RuleSettings:
+    """The rules' thresholds at the service's defaults (no environment read)."""
+    return ReconcilerSettings.model_construct().rule_settings(calendar or WorkingCalendar())

@@ -155,7 +155,9 @@ async def test_returned_at_the_desk_but_processing_in_the_system_reaches_both_of
     [mail] = smtp.handler.messages()
     assert mail.rcpt_tos == ["b.tran@tinh.gov.vn"]
     assert code in str(mail.message["Subject"])
-    body = mail.message.get_body(preferencelist=("plain",)).get_content()
+    plain = mail.message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    body = plain.get_content()
     assert "Đã trả kết quả" in body
     [oa] = state.oa_messages
     assert oa["user_id"] == "zalo-uid-desk"

@@ -11,22 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts.content import (
-    DISCREPANCY_STATUS_LABELS,
-    alert_content,
-    html_environment,
-    item_view,
-    short_time,
-)
+from services.alerts import service
+from services.alerts.content.formatting import short_time
+from services.alerts.content.rendering import html_environment
 from services.alerts.links import AckClaim, AckLinks, InvalidAckLink
-from services.api.deps import ClockDep, EngineDep
-from services.reconciler import queries
 from shared.db import unit_of_work
-from shared.directory import load_directory
-from shared.models import Dossier, Unit
+from shared.vocabulary import DISCREPANCY_STATUS_LABELS
+from shared.web.deps import ClockDep, EngineDep
 
 router = APIRouter(tags=["ack"])
 
@@ -52,6 +44,7 @@ def _page(
     form: bool = False,
     account: str | None = None,
 ) -> HTMLResponse:
+    """The one page template, never cached or indexed (the URL is a credential)."""
     html = (
         html_environment()
         .get_template("ack_page.html.j2")
@@ -69,6 +62,7 @@ def _page(
 
 
 def _bad_link(error: InvalidAckLink) -> HTMLResponse:
+    """410 for a genuine but expired link (a reminder brings a new one), 400 otherwise."""
     if error.expired:
         return _page(
             status.HTTP_410_GONE,
@@ -96,39 +90,12 @@ def _not_found() -> HTMLResponse:
 
 
 def _claim(request: Request, token: str) -> AckClaim | HTMLResponse:
+    """The token's claim, or the page explaining why the link cannot be used."""
     links: AckLinks = request.app.state.ack_links
     try:
         return links.read(token)
     except InvalidAckLink as error:
         return _bad_link(error)
-
-
-async def _view(connection: AsyncConnection, row: Any) -> dict[str, Any]:
-    """What the page shows: the same wording as the alert (masked, no personal data)."""
-    dossier = (
-        await connection.execute(
-            select(
-                Dossier.code,
-                Dossier.procedure_name,
-                Dossier.status,
-                Dossier.due_at,
-                Dossier.snapshot,
-            ).where(Dossier.code == row.dossier_code)
-        )
-    ).first()
-    unit_code = (await load_directory(connection)).answering_unit(row.unit_code)
-    unit_name = None
-    if unit_code is not None:
-        unit_name = (
-            await connection.execute(select(Unit.name).where(Unit.code == unit_code))
-        ).scalar_one_or_none()
-    discrepancy = {**row._mapping, "unit_code": unit_code}
-    content = alert_content(
-        discrepancy=discrepancy,
-        dossier=None if dossier is None else dossier._mapping,
-        unit_name=unit_name,
-    )
-    return item_view(content)
 
 
 def _resolved(row: Any, item: dict[str, Any], status_code: int) -> HTMLResponse:
@@ -163,10 +130,10 @@ async def show_acknowledgement(token: str, request: Request, engine: EngineDep) 
     if isinstance(claim, HTMLResponse):
         return claim
     async with unit_of_work(engine, "ack_link_show") as connection:
-        row = await queries.get_discrepancy(connection, claim.discrepancy_id)
-        if row is None:
-            return _not_found()
-        item = await _view(connection, row)
+        found = await service.ack_target(connection, discrepancy_id=claim.discrepancy_id)
+    if found is None:
+        return _not_found()
+    row, item = found.discrepancy, found.item
     if row.status == "acknowledged":
         return _already(row, item)
     if row.status == "resolved":
@@ -194,17 +161,15 @@ async def acknowledge(
         return claim
     now = clock()
     async with unit_of_work(engine, "ack_link") as connection:
-        row = await queries.get_discrepancy(connection, claim.discrepancy_id)
-        if row is None:
-            return _not_found()
-        changed = False
-        if row.status == "open":
-            changed = await queries.acknowledge(connection, row, account=claim.account, now=now)
-            row = await queries.get_discrepancy(connection, claim.discrepancy_id)
-        item = await _view(connection, row)
+        found = await service.acknowledge(
+            connection, discrepancy_id=claim.discrepancy_id, account=claim.account, now=now
+        )
+    if found is None:
+        return _not_found()
+    row, item = found.discrepancy, found.item
     if row.status == "resolved":
         return _resolved(row, item, status.HTTP_409_CONFLICT)
-    if not changed:
+    if not found.acknowledged_now:
         return _already(row, item)
     return _page(
         status.HTTP_200_OK,

@@ -1,14 +1,54 @@
-"""Settings of the alerts service: channels, routing windows, quiet hours, the weekly digest."""
+"""Settings of the alerts service: channels, routing windows, quiet hours, the weekly digest.
+
+:class:`AlertsSettings` is read from the environment; the dispatcher's :class:`DispatchSettings`
+are derived from it (:attr:`AlertsSettings.dispatch`), so every setting has one default.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time, timedelta
 
 from pydantic import Field, SecretStr, model_validator
 
 from services.alerts.channels.email import EmailSettings
-from services.alerts.channels.zalo import ZaloSettings
+from services.alerts.channels.zalo_settings import ZaloSettings
 from shared.config import BaseDoisoatSettings
+
+MIN_MAX_BATCH_ROWS = 2000  # due rows plus the rows joining their messages, at least
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """Tuning of the dispatcher, built from :class:`AlertsSettings` (``.dispatch``).
+
+    The first five come from the environment and have their defaults there only; the rest are
+    not configurable and have their one default here.
+    """
+
+    group_wait: timedelta
+    batch_size: int  # due rows claimed per pass (so at most ~this many messages)
+    max_batch_rows: int  # due rows plus the rows joining their messages (group wait)
+    max_attempts: int
+    poll_interval: timedelta
+    max_group_rows: int = 50  # rows listed in one message at most
+    backoff_base: timedelta = timedelta(seconds=5)
+    backoff_cap: timedelta = timedelta(hours=1)
+    zalo_concurrency: int = 4  # Zalo calls in flight at once (OA and ZNS together)
+    channel_failure_threshold: int = 3  # consecutive retries before a channel rests this batch
+    lease: timedelta = timedelta(minutes=5)  # SQLite only: how long claimed rows stay hidden
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_group_rows < 1 or self.zalo_concurrency < 1:
+            raise ValueError("batch_size, max_group_rows and zalo_concurrency must be >= 1")
+        if self.max_batch_rows < self.batch_size:
+            raise ValueError("max_batch_rows must be >= batch_size")
+        if self.max_attempts < 1 or self.channel_failure_threshold < 1:
+            raise ValueError("max_attempts and channel_failure_threshold must be >= 1")
+        if not timedelta(0) < self.backoff_base <= self.backoff_cap:
+            raise ValueError("need 0 < backoff_base <= backoff_cap")
+        if self.group_wait < timedelta(0) or self.lease <= timedelta(0):
+            raise ValueError("group_wait must be >= 0 and lease > 0")
 
 
 class AlertsSettings(BaseDoisoatSettings):
@@ -77,3 +117,14 @@ class AlertsSettings(BaseDoisoatSettings):
     @property
     def group_wait(self) -> timedelta:
         return timedelta(seconds=self.alert_group_wait_seconds)
+
+    @property
+    def dispatch(self) -> DispatchSettings:
+        """The dispatcher's settings; up to ten batches' worth of rows may join by group wait."""
+        return DispatchSettings(
+            group_wait=self.group_wait,
+            batch_size=self.dispatch_batch_size,
+            max_batch_rows=max(self.dispatch_batch_size * 10, MIN_MAX_BATCH_ROWS),
+            max_attempts=self.dispatch_max_attempts,
+            poll_interval=timedelta(seconds=self.dispatch_poll_seconds),
+        )

@@ -11,16 +11,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts import routing
+from services.alerts import officers, routing
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.queries import covered_codes
 from shared.clock import VN_TZ
-from shared.directory import Directory, load_directory
+from shared.db import insert_for
+from shared.directory import Directory, OfficerRecord, load_directory
 from shared.models import Digest, Discrepancy, Dossier, Notification, Officer, Unit
+from shared.vocabulary import local_iso
 
 SECTIONS = {
     "late": ("OVERDUE_NO_APOLOGY",),
@@ -53,42 +54,25 @@ def previous_week(moment: datetime) -> tuple[date, date]:
 
 async def _leaders_by_unit(
     connection: AsyncConnection, directory: Directory
-) -> dict[str, list[routing.Contact]]:
-    rows = await connection.execute(
-        select(Officer).where(Officer.role == "leader", Officer.active.is_(True))
-    )
-    leaders: dict[str, list[routing.Contact]] = {}
-    for row in rows.all():
-        unit = directory.answering_unit(row.unit_code)
+) -> dict[str, list[OfficerRecord]]:
+    """Active leaders by the unit that answers for theirs today (after mergers)."""
+    leaders: dict[str, list[OfficerRecord]] = {}
+    active_leaders = (Officer.role == "leader", Officer.active.is_(True))
+    for contact in await officers.load_contacts(connection, *active_leaders):
+        unit = directory.answering_unit(contact.unit_code)
         if unit is not None:
-            leaders.setdefault(unit, []).append(
-                routing.Contact(
-                    row.account,
-                    row.full_name,
-                    row.unit_code,
-                    row.role,
-                    row.email,
-                    row.zalo_user_id,
-                    row.phone,
-                    row.active,
-                )
-            )
+            leaders.setdefault(unit, []).append(contact)
     return leaders
 
 
 async def _claim(connection: AsyncConnection, unit: str, week: str, now: datetime) -> bool:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     claimed = await connection.execute(
-        dialect.insert(Digest)
+        insert_for(connection, Digest)
         .values(unit_code=unit, week=week, created_at=now)
         .on_conflict_do_nothing(index_elements=["unit_code", "week"])
         .returning(Digest.id)
     )
     return claimed.first() is not None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(VN_TZ).isoformat()
 
 
 async def digest_content(
@@ -124,9 +108,9 @@ async def digest_content(
                             "kind": row.kind,
                             "procedure_name": row.procedure_name,
                             "status": row.status,
-                            "due_at": _iso(row.due_at),
-                            "since": _iso(row.since),
-                            "last_activity_at": _iso(max(activity, default=None)),
+                            "due_at": local_iso(row.due_at),
+                            "since": local_iso(row.since),
+                            "last_activity_at": local_iso(max(activity, default=None)),
                         }
                     )
     first, last = previous_week(now)
@@ -136,10 +120,10 @@ async def digest_content(
         period=Period(first, last, as_of=now),
     )
     kpis = next((item for item in items if item["unit_code"] == unit), {})
-    name = (await connection.execute(select(Unit.name).where(Unit.code == unit))).scalar()
+    unit_name = (await connection.execute(select(Unit.name).where(Unit.code == unit))).scalar()
     return {
         "unit_code": unit,
-        "unit_name": name,
+        "unit_name": unit_name,
         "week": week_label(now),
         "period": {"from": first.isoformat(), "to": last.isoformat()},
         **sections,

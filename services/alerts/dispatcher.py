@@ -12,7 +12,8 @@ One pass (:meth:`Dispatcher.dispatch_once`):
 3. **Record** every row's outcome: sent; retry with backoff (``not_before`` moved, attempt
    counted); deferred without counting an attempt (provider quota used up, or the channel kept
    failing earlier in this batch); Zalo OA rows the OA cannot reach become ZNS rows to the
-   officer's phone; dead after ``max_attempts`` or on a permanent failure.
+   officer's phone; dead after ``max_attempts`` or on a permanent failure. These rules live in
+   :mod:`services.alerts.decisions`.
 
 Delivery guarantee — at least once, at most one duplicate per crash. On PostgreSQL the claim
 transaction stays open during the sends and records the outcomes before it commits: the row
@@ -31,40 +32,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.alerts import outbox
-from services.alerts.channels.base import (
-    Channel,
-    Message,
-    Outcome,
-    Recipient,
-    SendResult,
-    backoff_delay,
+from services.alerts import officers, outbox
+from services.alerts.channels.base import Channel, Message, Recipient, SendOutcome, SendResult
+from services.alerts.config import DispatchSettings
+from services.alerts.decisions import (
+    NOT_CONFIGURED,
+    Decider,
+    Decision,
+    Deferred,
+    Group,
+    dead,
+    observe,
 )
-from services.alerts.outbox import OutboxRow, RowUpdate, recipient_of
+from services.alerts.outbox import OutboxRow
 from shared import metrics
 from shared.clock import Clock
 from shared.db import unit_of_work
 
-__all__ = ["DispatchSettings", "Dispatcher", "Renderer", "recipient_of"]
+__all__ = ["Dispatcher", "Renderer"]
 
 log = logging.getLogger("doisoat.alerts.dispatcher")
-
-NOT_CONFIGURED = "channel not configured"
-NO_ZALO = "no Zalo account: email only"
-ZALO_UNREACHABLE = "không liên lạc được qua Zalo"
-KNOWN_CHANNELS = frozenset({"email", "zalo_oa", "zalo_zns"})
 
 
 class Renderer(Protocol):
@@ -80,80 +78,6 @@ class Renderer(Protocol):
     ) -> Message: ...
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchSettings:
-    """Tuning of the dispatcher; the defaults suit one province."""
-
-    group_wait: timedelta = timedelta(seconds=30)
-    batch_size: int = 200  # due rows claimed per pass (so at most ~this many messages)
-    max_batch_rows: int = 2000  # due rows plus the rows joining their messages (group wait)
-    max_group_rows: int = 50  # rows listed in one message at most
-    max_attempts: int = 8
-    backoff_base: timedelta = timedelta(seconds=5)
-    backoff_cap: timedelta = timedelta(hours=1)
-    poll_interval: timedelta = timedelta(seconds=1)
-    zalo_concurrency: int = 4  # Zalo calls in flight at once (OA and ZNS together)
-    channel_failure_threshold: int = 3  # consecutive retries before a channel rests this batch
-    lease: timedelta = timedelta(minutes=5)  # SQLite only: how long claimed rows stay hidden
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_group_rows < 1 or self.zalo_concurrency < 1:
-            raise ValueError("batch_size, max_group_rows and zalo_concurrency must be >= 1")
-        if self.max_batch_rows < self.batch_size:
-            raise ValueError("max_batch_rows must be >= batch_size")
-        if self.max_attempts < 1 or self.channel_failure_threshold < 1:
-            raise ValueError("max_attempts and channel_failure_threshold must be >= 1")
-        if not timedelta(0) < self.backoff_base <= self.backoff_cap:
-            raise ValueError("need 0 < backoff_base <= backoff_cap")
-        if self.group_wait < timedelta(0) or self.lease <= timedelta(0):
-            raise ValueError("group_wait must be >= 0 and lease > 0")
-
-
-@dataclass(slots=True)
-class _Group:
-    """Rows that go out as one message."""
-
-    channel: str
-    purpose: str
-    recipient: Recipient
-    rows: list[OutboxRow]
-
-    @property
-    def group_id(self) -> int:
-        return min(row.id for row in self.rows)
-
-    @property
-    def notification_id(self) -> str:
-        """The smallest row id, suffixed by a digest of all ids when there are several.
-
-        The same rows always get the same id (a retry reuses the email ``Message-ID`` and the
-        ZNS ``tracking_id``), and a retry that picked up more rows gets a new one: mail systems
-        drop a second message carrying a ``Message-ID`` they have already seen.
-        """
-        ids = sorted(row.id for row in self.rows)
-        if len(ids) == 1:
-            return str(ids[0])
-        digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:10]
-        return f"{ids[0]}g{digest}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Deferred:
-    """Not attempted: try again at ``until`` (None: after the usual backoff), no attempt counted."""
-
-    reason: str
-    detail: str
-    until: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Decision:
-    """A row's new state and what happened (sent, retry, dead, fallback_zns, deferral)."""
-
-    update: RowUpdate
-    event: str
-
-
 @dataclass(slots=True)
 class _Lane:
     """One channel's sending lane within a batch."""
@@ -166,10 +90,12 @@ class _Lane:
 
 @dataclass(slots=True)
 class _Batch:
+    """The claimed rows of one pass, grouped into messages; some decided without a send."""
+
     rows: list[OutboxRow] = field(default_factory=list)
-    groups: list[_Group] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
     phones: dict[str, str | None] = field(default_factory=dict)
-    decided: list[_Decision] = field(default_factory=list)  # decided without sending
+    decided: list[Decision] = field(default_factory=list)  # decided without sending
 
 
 class Dispatcher:
@@ -184,15 +110,21 @@ class Dispatcher:
         clock: Clock,
         channels: Mapping[str, Channel],
         renderer: Renderer,
-        settings: DispatchSettings | None = None,
+        settings: DispatchSettings,
         rng: random.Random | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._channels = dict(channels)
         self._renderer = renderer
-        self._settings = settings or DispatchSettings()
-        self._rng = rng or random.Random()
+        self._settings = settings
+        self._decider = Decider(
+            max_attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
+            channels=self._channels.keys(),
+            rng=rng or random.Random(),
+        )
         self._hold_locks = engine.dialect.name == "postgresql"
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -207,6 +139,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        """Pass after pass until :meth:`stop`; a failed pass is logged, its rows stay pending."""
         poll = self._settings.poll_interval.total_seconds()
         while not self._stopping.is_set():
             try:
@@ -248,7 +181,7 @@ class Dispatcher:
             decided = await self._send(batch)
             async with unit_of_work(self._engine, "alerts_record") as connection:
                 await outbox.record(connection, [d.update for d in decided])
-        _observe(batch.rows, decided)
+        observe(batch.rows, decided)
         metrics.DISPATCH_BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(batch.rows)
 
@@ -262,6 +195,7 @@ class Dispatcher:
     # --- claim -----------------------------------------------------------------------
 
     async def _claim(self, connection: AsyncConnection) -> _Batch:
+        """Lock the due rows and their companions, and group them into messages."""
         settings = self._settings
         now = self._clock()
         due = await outbox.claim_due(connection, now=now, limit=settings.batch_size)
@@ -276,13 +210,13 @@ class Dispatcher:
             limit=settings.max_batch_rows - len(due),
         )
         rows = due + companions
-        directory = await outbox.recipients_of(connection, {row.recipient for row in rows})
+        directory = await officers.recipients_of(connection, {row.recipient for row in rows})
         batch = _Batch(rows=rows)
         batch.phones = {account: officer.phone for account, officer in directory.items()}
         grouped: dict[tuple[str, str, str, str], list[OutboxRow]] = defaultdict(list)
         for row in rows:
             if row.channel not in self._channels:
-                batch.decided.append(_dead(row, NOT_CONFIGURED))
+                batch.decided.append(dead(row, NOT_CONFIGURED))
                 continue
             grouped[(row.recipient, row.channel, row.address, row.purpose)].append(row)
         size = settings.max_group_rows
@@ -291,13 +225,13 @@ class Dispatcher:
             recipient = _addressed(directory.get(account), account, channel, address)
             for start in range(0, len(members), size):
                 batch.groups.append(
-                    _Group(channel, purpose, recipient, members[start : start + size])
+                    Group(channel, purpose, recipient, members[start : start + size])
                 )
         return batch
 
     # --- send --------------------------------------------------------------------------
 
-    async def _send(self, batch: _Batch) -> list[_Decision]:
+    async def _send(self, batch: _Batch) -> list[Decision]:
         """Send every group, then decide each row's new state (the caller writes it)."""
         zalo_slots = asyncio.Semaphore(self._settings.zalo_concurrency)
         lanes = {
@@ -310,17 +244,18 @@ class Dispatcher:
         now = self._clock()
         decided = list(batch.decided)
         for group, result in zip(batch.groups, results, strict=True):
-            decided.extend(self._decide(group, result, now, batch.phones))
+            decided.extend(self._decider.decide(group, result, now, batch.phones))
         return decided
 
-    async def _send_group(self, group: _Group, lane: _Lane) -> SendResult | _Deferred:
+    async def _send_group(self, group: Group, lane: _Lane) -> SendResult | Deferred:
+        """Render and send one group, unless its channel is out of quota or keeps failing."""
         async with lane.semaphore:
             resets_at = _quota_resets_at(lane.channel)
             if resets_at is not None:
-                return _Deferred("quota", "quota used up, waiting for the reset", resets_at)
+                return Deferred("quota", "quota used up, waiting for the reset", resets_at)
             if lane.failures >= self._settings.channel_failure_threshold:
                 detail = f"not attempted, channel failing: {lane.last_failure}"
-                return _Deferred("channel_failing", detail[:300], None)
+                return Deferred("channel_failing", detail[:300], None)
             try:
                 message = self._renderer(
                     group.purpose,
@@ -332,106 +267,18 @@ class Dispatcher:
             except Exception as exc:
                 log.exception("rendering failed", extra={"group_id": group.group_id})
                 return SendResult(
-                    Outcome.RETRY, f"render failed: {type(exc).__name__}: {exc}"[:300]
+                    SendOutcome.RETRY, f"render failed: {type(exc).__name__}: {exc}"[:300]
                 )
             result = await lane.channel.send(message)
-            if result.outcome is Outcome.RETRY:
+            if result.outcome is SendOutcome.RETRY:
                 resets_at = _quota_resets_at(lane.channel)
                 if resets_at is not None:  # the provider's quota, not this message, failed
-                    return _Deferred("quota", result.detail, resets_at)
+                    return Deferred("quota", result.detail, resets_at)
                 lane.failures += 1
                 lane.last_failure = result.detail
             else:
                 lane.failures = 0
             return result
-
-    # --- decide ------------------------------------------------------------------------
-
-    def _decide(
-        self,
-        group: _Group,
-        result: SendResult | _Deferred,
-        now: datetime,
-        phones: Mapping[str, str | None],
-    ) -> list[_Decision]:
-        rows = group.rows
-        if isinstance(result, _Deferred):
-            return [self._defer(row, result, now) for row in rows]
-        outcome = result.outcome
-        if outcome is Outcome.SENT:
-            return [
-                _Decision(outbox.sent(row, group.group_id, result.provider_id, at=now), "sent")
-                for row in rows
-            ]
-        if outcome is Outcome.RETRY:
-            return [self._retry(row, result, now) for row in rows]
-        if outcome is Outcome.FALLBACK_ZNS:
-            phone = phones.get(group.recipient.account)
-            if "zalo_zns" not in self._channels:
-                reason = f"{ZALO_UNREACHABLE} (ZNS {NOT_CONFIGURED}): {result.detail}"
-            elif not phone:
-                reason = f"{ZALO_UNREACHABLE} (no phone for ZNS): {result.detail}"
-            else:
-                error = f"OA cannot reach the officer, sending by ZNS: {result.detail}"
-                return [
-                    _Decision(outbox.moved_to_zns(row, phone, at=now, error=error), "fallback_zns")
-                    for row in rows
-                ]
-            return [_dead(row, reason) for row in rows]
-        if outcome is Outcome.NO_ZALO:
-            return [_dead(row, f"{NO_ZALO} ({result.detail})") for row in rows]
-        return [_dead(row, result.detail) for row in rows]
-
-    def _retry(self, row: OutboxRow, result: SendResult, now: datetime) -> _Decision:
-        attempts = row.attempts + 1
-        if attempts >= self._settings.max_attempts:
-            return _dead(row, f"gave up after {attempts} attempts: {result.detail}", attempts)
-        delay = max(self._backoff(attempts), result.retry_after or 0.0)
-        until = now + timedelta(seconds=delay)
-        return _Decision(outbox.later(row, attempts, until, result.detail), "retry")
-
-    def _defer(self, row: OutboxRow, deferred: _Deferred, now: datetime) -> _Decision:
-        until = deferred.until or now + timedelta(seconds=self._backoff(row.attempts + 1))
-        return _Decision(outbox.later(row, row.attempts, until, deferred.detail), deferred.reason)
-
-    def _backoff(self, attempt: int) -> float:
-        settings = self._settings
-        return backoff_delay(
-            attempt,
-            base=settings.backoff_base.total_seconds(),
-            cap=settings.backoff_cap.total_seconds(),
-            rng=self._rng,
-        )
-
-
-def _observe(rows: Sequence[OutboxRow], decided: Sequence[_Decision]) -> None:
-    """Count rows by what became of them (after the commit: only what really happened)."""
-    before = {row.id: row for row in rows}
-    outcomes: dict[str, int] = defaultdict(int)
-    for decision in decided:
-        change, event = decision.update, decision.event
-        row = before[change.id]
-        channel = row.channel if row.channel in KNOWN_CHANNELS else "other"
-        outcomes[event] += 1
-        if event == "sent" and change.sent_at is not None:
-            metrics.NOTIFICATIONS_SENT.labels(channel=channel).inc()
-            metrics.NOTIFICATION_DELIVERY_SECONDS.labels(channel=channel).observe(
-                max((change.sent_at - row.created_at).total_seconds(), 0.0)
-            )
-        elif event == "retry":
-            metrics.NOTIFICATIONS_FAILED.labels(channel=channel, outcome="retry").inc()
-        elif event == "dead":
-            metrics.NOTIFICATIONS_FAILED.labels(channel=channel, outcome="dead").inc()
-            metrics.NOTIFICATIONS_DEAD.labels(channel=channel).inc()
-            log.warning(
-                "notification dead",
-                extra={"notification_id": row.id, "channel": channel, "reason": change.last_error},
-            )
-        elif event == "fallback_zns":
-            metrics.NOTIFICATIONS_FALLBACK.inc()
-        else:
-            metrics.NOTIFICATIONS_DEFERRED.labels(channel=channel, reason=event).inc()
-    log.info("dispatched", extra={"rows": len(decided), **outcomes})
 
 
 def _addressed(officer: Recipient | None, account: str, channel: str, address: str) -> Recipient:
@@ -452,7 +299,3 @@ def _quota_resets_at(channel: Channel) -> datetime | None:
         resets_at = getattr(channel, "quota_resets_at", None)
         return resets_at if isinstance(resets_at, datetime) else None
     return None
-
-
-def _dead(row: OutboxRow, reason: str, attempts: int | None = None) -> _Decision:
-    return _Decision(outbox.dead(row, reason=reason, attempts=attempts), "dead")

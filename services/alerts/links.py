@@ -15,6 +15,7 @@ from typing import Any, Literal
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from shared.clock import Clock, system_clock
+from shared.config import BaseDoisoatSettings
 
 SALT = "doisoat.ack-link.v1"
 MAX_TOKEN_LENGTH = 1024  # ours are ~100 characters; anything much longer is not ours
@@ -94,3 +95,17 @@ class AckLinks:
         ):
             raise InvalidAckLink("invalid", "Liên kết xác nhận không hợp lệ.")
         return AckClaim(discrepancy_id=ident, account=account)
+
+
+def ack_links_from(settings: BaseDoisoatSettings, clock: Clock) -> AckLinks:
+    """The configured ack links, built in one place for the worker and the API alike.
+
+    The worker issues the links and the API reads them: both must agree on the key, the base
+    URL and the max age.
+    """
+    return AckLinks(
+        settings.secret_key,
+        settings.public_base_url,
+        timedelta(hours=settings.ack_link_max_age_hours),
+        clock=clock,
+    )

@@ -1,6 +1,7 @@
-"""The outbox queries of the alerts dispatcher: claim due rows, read recipients, record outcomes.
+"""The outbox queries of the alerts dispatcher: claim due rows, lease them, record outcomes.
 
-None of these functions commits: the dispatcher owns its units of work.
+None of these functions commits: the dispatcher owns its units of work. The recipients of the
+claimed rows are read through :mod:`services.alerts.officers`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts.channels.base import Recipient
-from shared.models import Notification, Officer
+from shared.models import Notification
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
@@ -164,42 +164,6 @@ async def claim_companions(
     return [_row(row) for row in rows.all()]
 
 
-def _recipient(row: Any) -> Recipient:
-    return Recipient(
-        account=row.account,
-        full_name=row.full_name,
-        email=row.email,
-        zalo_user_id=row.zalo_user_id,
-        phone=row.phone,
-    )
-
-
-_OFFICER_COLUMNS = (
-    Officer.account,
-    Officer.full_name,
-    Officer.email,
-    Officer.zalo_user_id,
-    Officer.phone,
-)
-
-
-async def recipients_of(
-    connection: AsyncConnection, accounts: Collection[str]
-) -> dict[str, Recipient]:
-    """The directory's record of each account (missing accounts are absent from the answer)."""
-    if not accounts:
-        return {}
-    rows = await connection.execute(
-        select(*_OFFICER_COLUMNS).where(Officer.account.in_(sorted(accounts)))
-    )
-    return {row.account: _recipient(row) for row in rows.all()}
-
-
-async def recipient_of(connection: AsyncConnection, account: str) -> Recipient | None:
-    """The officer ``account`` as a :class:`Recipient`, or None when the directory lacks it."""
-    return (await recipients_of(connection, [account])).get(account)
-
-
 async def lease(connection: AsyncConnection, ids: Collection[int], *, until: datetime) -> None:
     """Hide claimed rows from other claims until ``until`` (used where row locks are not held)."""
     if ids:
@@ -209,7 +173,7 @@ async def lease(connection: AsyncConnection, ids: Collection[int], *, until: dat
 
 
 _RECORD = (
-    update(_TABLE)
+    update(Notification)
     .where(_TABLE.c.id == bindparam("b_id"))
     .values(
         status=bindparam("b_status"),
@@ -256,7 +220,7 @@ async def pending_stats(connection: AsyncConnection, *, now: datetime) -> tuple[
             select(func.count()).select_from(Notification).where(Notification.status == PENDING)
         )
     ).scalar_one()
-    oldest = (
+    oldest: datetime | None = (
         await connection.execute(
             select(func.min(Notification.not_before)).where(
                 Notification.status == PENDING, Notification.not_before <= now

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts import digest, routing
+from services.alerts import digest, officers, routing
 from services.alerts.config import AlertsSettings
-from services.alerts.content import alert_content
+from services.alerts.content.wording import alert_content
 from services.reconciler.writes import Change
-from shared.directory import Directory, load_directory
+from shared.directory import Directory, OfficerRecord, load_directory
 from shared.models import AlertTrack, Discrepancy, Dossier, Notification, Officer, Unit
 
 ALERT_PURPOSES = ("opened", "severity", "reminder", "escalation", "unreachable")
@@ -30,21 +30,14 @@ class _Context:
     discrepancies: dict[int, Any]
     dossiers: dict[str, Any]
     unit_names: dict[str, str]
-    contacts: dict[str, routing.Contact]
+    contacts: dict[str, OfficerRecord]
     directory: Directory
 
     def unit_of(self, discrepancy: Any) -> str | None:
         return self.directory.answering_unit(discrepancy.unit_code)
 
     def officers_of(self, unit: str | None, role: str) -> list[str]:
-        return sorted(
-            contact.account
-            for contact in self.contacts.values()
-            if contact.active
-            and contact.role == role
-            and unit is not None
-            and self.directory.answering_unit(contact.unit_code) == unit
-        )
+        return routing.officers_of(self.contacts.values(), unit, role, self.directory)
 
     def content(self, discrepancy: Any) -> dict[str, Any]:
         """What the message says; the unit is the one answering today (after mergers)."""
@@ -296,7 +289,7 @@ class AlertPlanner:
                 .distinct()
             )
         ).all()
-        by_discrepancy: dict[int, list[str]] = {}
+        by_discrepancy: dict[int | None, list[str]] = {}
         for ident, account in told:
             by_discrepancy.setdefault(ident, []).append(account)
         rows: list[dict[str, Any]] = []
@@ -342,24 +335,9 @@ class AlertPlanner:
         }
         accounts.discard(None)
         nearby = {code for code in directory.parents if directory.answering_unit(code) in units}
-        officers = (
-            await connection.execute(
-                select(Officer).where(
-                    or_(Officer.account.in_(accounts), Officer.unit_code.in_(units | nearby))
-                )
-            )
-        ).all()
+        nearby_officers = or_(Officer.account.in_(accounts), Officer.unit_code.in_(units | nearby))
         contacts = {
-            row.account: routing.Contact(
-                row.account,
-                row.full_name,
-                row.unit_code,
-                row.role,
-                row.email,
-                row.zalo_user_id,
-                row.phone,
-                row.active,
-            )
-            for row in officers
+            contact.account: contact
+            for contact in await officers.load_contacts(connection, nearby_officers)
         }
         return _Context(discrepancies, dossiers, unit_names, contacts, directory)

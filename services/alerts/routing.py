@@ -17,25 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from shared.calendar import WorkingCalendar
-
-DESK_KINDS = frozenset({"RETURNED_BUT_OPEN", "NOT_IN_SYSTEM"})
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    account: str
-    full_name: str
-    unit_code: str
-    role: str
-    email: str | None
-    zalo_user_id: str | None
-    phone: str | None
-    active: bool
+from shared.directory import Directory, OfficerRecord
+from shared.vocabulary import REPORTER_TOLD_KINDS
 
 
 @dataclass(frozen=True, slots=True)
 class EnabledChannels:
+    """The channels this deployment has configured (routing skips the others)."""
+
     email: bool
     zalo_oa: bool
     zalo_zns: bool
@@ -43,6 +32,8 @@ class EnabledChannels:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    """One outbox row to write: to whom, by which channel, at which address."""
+
     recipient: str
     channel: str
     address: str
@@ -50,12 +41,29 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
+    """When a message may leave: the group wait and the quiet night of Zalo."""
+
     group_wait: timedelta
     quiet_from: time
     quiet_until: time
 
 
-def deliveries(contact: Contact, enabled: EnabledChannels) -> list[Delivery]:
+def officers_of(
+    officers: Iterable[OfficerRecord], unit: str | None, role: str, directory: Directory
+) -> list[str]:
+    """Accounts of the active ``role`` officers of ``unit``, theirs or a code it replaced."""
+    if unit is None:
+        return []
+    return sorted(
+        officer.account
+        for officer in officers
+        if officer.active
+        and officer.role == role
+        and directory.answering_unit(officer.unit_code) == unit
+    )
+
+
+def deliveries(contact: OfficerRecord, enabled: EnabledChannels) -> list[Delivery]:
     """Every channel that reaches ``contact``: email and one Zalo route, both when possible."""
     found: list[Delivery] = []
     if contact.email and enabled.email:
@@ -76,13 +84,9 @@ def receivers(
 ) -> list[str]:
     """Accounts told of a discrepancy, in a stable order and without repeats."""
     accounts = [responsible] if responsible else sorted(desk_officers)
-    if kind in DESK_KINDS and reporter:
+    if kind in REPORTER_TOLD_KINDS and reporter:
         accounts.append(reporter)
     return list(dict.fromkeys(account for account in accounts if account))
-
-
-def severity_rose(before: str, after: str) -> bool:
-    return SEVERITY_RANK.get(after, 0) > SEVERITY_RANK.get(before, 0)
 
 
 def _in_quiet_night(local: datetime, timing: Timing) -> bool:
@@ -119,7 +123,7 @@ def send_not_before(
 
 
 def unreachable(
-    accounts: Sequence[str], contacts: dict[str, Contact], enabled: EnabledChannels
+    accounts: Sequence[str], contacts: dict[str, OfficerRecord], enabled: EnabledChannels
 ) -> list[str]:
     """Receivers no channel reaches (unknown, inactive, or without any usable address)."""
     return [

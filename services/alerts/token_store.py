@@ -9,13 +9,11 @@ process killed) after a refresh must not take the new refresh token down with it
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.channels.zalo_tokens import TokenState
 from shared.clock import Clock, system_clock
-from shared.db import unit_of_work
+from shared.db import insert_for, unit_of_work
 from shared.models import ZaloToken
 
 
@@ -60,8 +58,7 @@ class DatabaseTokenStore:
             "expires_at": state.expires_at,
             "updated_at": self._clock(),
         }
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(ZaloToken).values(values)
+        statement = insert_for(self._engine, ZaloToken).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=[ZaloToken.app_id],
             set_={key: value for key, value in values.items() if key != "app_id"},

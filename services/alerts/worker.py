@@ -12,18 +12,17 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import content
 from services.alerts.channels.base import Channel, Message, Recipient
 from services.alerts.channels.email import EmailChannel
 from services.alerts.channels.zalo import ZaloApi, ZaloOAChannel, ZaloZNSChannel
 from services.alerts.config import AlertsSettings
-from services.alerts.dispatcher import Dispatcher, DispatchSettings
-from services.alerts.links import AckLinks
+from services.alerts.content.rendering import render
+from services.alerts.dispatcher import Dispatcher
+from services.alerts.links import AckLinks, ack_links_from
 from services.alerts.planner import AlertPlanner
 from services.alerts.token_store import DatabaseTokenStore
 from shared.clock import Clock
@@ -52,7 +51,7 @@ def build_channels(
 
 @dataclass(frozen=True, slots=True)
 class Renderer:
-    """Adapts :func:`content.render` to the dispatcher, adding each recipient's ack links."""
+    """Adapts :func:`render` to the dispatcher: each recipient gets ack links of their own."""
 
     links: AckLinks
 
@@ -71,7 +70,7 @@ class Renderer:
             for item in contents
             if item.get("discrepancy_id") is not None
         }
-        return content.render(
+        return render(
             purpose,
             contents,
             recipient=recipient,
@@ -79,16 +78,6 @@ class Renderer:
             ack_links=ack,
             channel=channel,
         )
-
-
-def dispatch_settings(settings: AlertsSettings) -> DispatchSettings:
-    return DispatchSettings(
-        group_wait=settings.group_wait,
-        batch_size=settings.dispatch_batch_size,
-        max_batch_rows=max(settings.dispatch_batch_size * 10, 2000),
-        max_attempts=settings.dispatch_max_attempts,
-        poll_interval=timedelta(seconds=settings.dispatch_poll_seconds),
-    )
 
 
 @dataclass
@@ -104,29 +93,26 @@ class AlertsWorker:
 
     def __post_init__(self) -> None:
         self.channels = build_channels(self.settings, self.engine, self.clock)
-        links = AckLinks(
-            self.settings.secret_key,
-            self.settings.public_base_url,
-            timedelta(hours=self.settings.ack_link_max_age_hours),
-            clock=self.clock,
-        )
         self.dispatcher = Dispatcher(
             engine=self.engine,
             clock=self.clock,
             channels=self.channels,
-            renderer=Renderer(links),
-            settings=dispatch_settings(self.settings),
+            renderer=Renderer(ack_links_from(self.settings, self.clock)),
+            settings=self.settings.dispatch,
         )
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
+        """Stop scheduling and let the dispatcher record the pass under way."""
         self._stopping.set()
         self.dispatcher.stop()
 
     def wake(self) -> None:
+        """New rows were committed in this process: send them without waiting for a poll."""
         self.dispatcher.wake()
 
     async def run(self) -> None:
+        """Dispatch and schedule until stopped, then close the channels' connections."""
         if not self.channels:
             log.warning("no alert channel configured (DOISOAT_SMTP_HOST, DOISOAT_ZALO_APP_ID)")
         try:
@@ -137,6 +123,7 @@ class AlertsWorker:
                     await channel.aclose()
 
     async def _schedule(self) -> None:
+        """Tick every five polls: time-driven alerts need no faster clock than that."""
         while not self._stopping.is_set():
             try:
                 if await self.tick():

@@ -268,27 +268,13 @@ class KafkaIngestor:
         return True
 
     def _count(self, result: service.BatchResult, prepared: _Prepared) -> None:
-        service.record_newest_events(result)
-        service.log_outcomes(result, "kafka")
-        for outcome in ("stored", "duplicate", "stale"):
-            count = result.count(outcome)
-            if count:
-                metrics.INGEST_EVENTS.labels(outcome=outcome).inc(count)
-        for record in prepared.dead:
-            metrics.INGEST_EVENTS.labels(outcome="dead_letter").inc()
-            metrics.INGEST_DEAD_LETTERS.labels(reason=record.rejection.reason).inc()
-            log.warning(
-                "dead letter",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "reason": record.rejection.reason,
-                },
-            )
-        metrics.INGEST_BATCH_EVENTS.labels(transport="kafka").observe(prepared.size)
-        elapsed = time.perf_counter() - prepared.started
-        metrics.INGEST_BATCH_SECONDS.labels(transport="kafka").observe(elapsed)
+        service.record_batch(
+            result,
+            transport="kafka",
+            size=prepared.size,
+            seconds=time.perf_counter() - prepared.started,
+            dead=prepared.dead,
+        )
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

@@ -8,18 +8,16 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from services.api.deps import ClockDep, EngineDep, require_role
-from services.api.limits import read_body
 from services.ingest import service
 from services.ingest.schemas import EventBatchRead, EventResultRead
-from shared import metrics
 from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
 from shared.dvcqg import agency_of_dossier_code
 from shared.events import DossierEvent, Rejection, parse_envelope
+from shared.web.deps import ClockDep, EngineDep, require_role
+from shared.web.limits import MAX_UPLOAD_BYTES, read_body
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_ITEMS = 1000
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -39,9 +37,8 @@ def _units_touched(event: DossierEvent, known_units: dict[str, str | None]) -> l
 
 
 def _event_id_of(item: Any) -> str | None:
-    if isinstance(item, dict) and isinstance(item.get("event_id"), str):
-        return item["event_id"]
-    return None
+    event_id = item.get("event_id") if isinstance(item, dict) else None
+    return event_id if isinstance(event_id, str) else None
 
 
 @router.post("/events", response_model=EventBatchRead)
@@ -50,7 +47,7 @@ async def post_events(
 ) -> EventBatchRead:
     """Store a batch of dossier events; each item is stored, duplicate, stale or refused."""
     started = time.perf_counter()
-    body = await read_body(request, MAX_BODY_BYTES)
+    body = await read_body(request, MAX_UPLOAD_BYTES)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -89,8 +86,6 @@ async def post_events(
             else:
                 accepted.append(item)
         result = await service.store_events(connection, accepted, now=clock())
-    service.record_newest_events(result)
-    service.log_outcomes(result, "http")
     if result.touched_dossiers:
         request.app.state.on_new_facts()
 
@@ -105,8 +100,11 @@ async def post_events(
         outcome = "duplicate" if item.event_id in seen else result.outcomes[item.event_id]
         seen.add(item.event_id)
         answers.append(EventResultRead(event_id=item.event_id, outcome=outcome))
-    for answer in answers:
-        metrics.INGEST_EVENTS.labels(outcome=answer.outcome).inc()
-    metrics.INGEST_BATCH_SECONDS.labels(transport="http").observe(time.perf_counter() - started)
-    metrics.INGEST_BATCH_EVENTS.labels(transport="http").observe(len(document))
+    service.record_batch(
+        result,
+        transport="http",
+        size=len(document),
+        seconds=time.perf_counter() - started,
+        refused=sum(isinstance(item, Rejection) for item in parsed),
+    )
     return EventBatchRead(results=answers)

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import insert, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import pg_bulk
@@ -32,10 +31,11 @@ from services.ingest.rows import (
 )
 from services.reconciler import schedule
 from shared import metrics
+from shared.db import insert_for
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, Event, ProgressStep
 
-Outcome = Literal["stored", "duplicate", "stale"]
+EventOutcome = Literal["stored", "duplicate", "stale"]
 
 log = logging.getLogger("doisoat.ingest")
 
@@ -54,27 +54,59 @@ class DeadLetterRecord:
 
 @dataclass(slots=True)
 class BatchResult:
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: dict[str, EventOutcome] = field(default_factory=dict)
     repeated: int = 0  # occurrences of an event_id already earlier in the same batch
     touched_dossiers: set[str] = field(default_factory=set)
     newest_by_source: dict[str, datetime] = field(default_factory=dict)
     dossier_of: dict[str, str] = field(default_factory=dict)
 
-    def count(self, outcome: Outcome) -> int:
+    def count(self, outcome: EventOutcome) -> int:
         """Messages with ``outcome``; a repeat inside the batch counts as a duplicate."""
         found = sum(1 for value in self.outcomes.values() if value == outcome)
         return found + self.repeated if outcome == "duplicate" else found
 
 
-def _insert(connection: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 _newest_seen: dict[str, float] = {}
 
 
-def log_outcomes(result: BatchResult, transport: str) -> None:
+def record_batch(
+    result: BatchResult,
+    *,
+    transport: str,
+    size: int,
+    seconds: float,
+    refused: int = 0,
+    dead: Sequence[DeadLetterRecord] = (),
+) -> None:
+    """After a commit, the one place a batch is counted, whichever transport brought it.
+
+    ``size`` is every message of the batch (repeats, refusals and dead letters included).
+    """
+    for outcome in ("stored", "duplicate", "stale"):
+        count = result.count(outcome)
+        if count:
+            metrics.INGEST_EVENTS.labels(outcome=outcome).inc(count)
+    if refused:
+        metrics.INGEST_EVENTS.labels(outcome="refused").inc(refused)
+    for record in dead:
+        metrics.INGEST_EVENTS.labels(outcome="dead_letter").inc()
+        metrics.INGEST_DEAD_LETTERS.labels(reason=record.rejection.reason).inc()
+        log.warning(
+            "dead letter",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": record.rejection.reason,
+            },
+        )
+    metrics.INGEST_BATCH_EVENTS.labels(transport=transport).observe(size)
+    metrics.INGEST_BATCH_SECONDS.labels(transport=transport).observe(seconds)
+    _record_newest_events(result)
+    _log_outcomes(result, transport)
+
+
+def _log_outcomes(result: BatchResult, transport: str) -> None:
     """One log line per event (at debug level: a backlog replays thousands a second)."""
     if not log.isEnabledFor(logging.DEBUG):
         return
@@ -89,8 +121,8 @@ def log_outcomes(result: BatchResult, transport: str) -> None:
         )
 
 
-def record_newest_events(result: BatchResult) -> None:
-    """After a commit: move each source's newest-event gauge forward (never back)."""
+def _record_newest_events(result: BatchResult) -> None:
+    """Move each source's newest-event gauge forward (never back)."""
     for source, moment in result.newest_by_source.items():
         stamp = moment.timestamp()
         if stamp > _newest_seen.get(source, 0.0):
@@ -214,7 +246,7 @@ async def _insert_event_log(
 ) -> set[str]:
     rows = [{**event_columns(event), "ingested_at": now} for event in events]
     statement = (
-        _insert(connection, Event)
+        insert_for(connection, Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(Event.event_id)
     )
@@ -231,12 +263,16 @@ async def _current_snapshots(
             Dossier.code.in_(codes), Dossier.snapshot_emitted_at.is_not(None)
         )
     )
-    return {code: (emitted_at, event_id) for code, emitted_at, event_id in found.all()}
+    return {
+        code: (emitted_at, event_id or "")
+        for code, emitted_at, event_id in found.all()
+        if emitted_at is not None
+    }
 
 
 async def _upsert_snapshots(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert one snapshot per dossier unless a newer one is stored (guarded in SQL too)."""
-    statement = _insert(connection, Dossier)
+    statement = insert_for(connection, Dossier)
     excluded = statement.excluded
     updated = {name: getattr(excluded, name) for name in rows[0] if name != "code"}
     statement = statement.on_conflict_do_update(
@@ -258,7 +294,7 @@ def _step_order(table: Any) -> Any:
 async def _apply_steps(connection: AsyncConnection, step_rows: Sequence[dict[str, Any]]) -> None:
     await connection.execute(insert(ProgressStep), step_rows)
     summary = step_summary(step_rows)
-    statement = _insert(connection, Dossier)
+    statement = insert_for(connection, Dossier)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["code"],
@@ -291,7 +327,7 @@ async def store_dead_letters(
         for record in records
     ]
     statement = (
-        _insert(connection, DeadLetter)
+        insert_for(connection, DeadLetter)
         .on_conflict_do_nothing(index_elements=["topic", "partition", "offset"])
         .returning(DeadLetter.id)
     )

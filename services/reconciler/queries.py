@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.schemas import DiscrepancyRead
-from shared.clock import VN_TZ
 from shared.directory import Directory
 from shared.models import Discrepancy, DiscrepancyHistory
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(VN_TZ).isoformat()
+from shared.vocabulary import local_iso
 
 
 def covered_codes(directory: Directory, units: Collection[str]) -> set[str]:
@@ -34,13 +30,13 @@ def read_model(row: Any, directory: Directory) -> DiscrepancyRead:
         unit_code=directory.answering_unit(row.unit_code),
         severity=row.severity,
         status=row.status,
-        opened_at=_iso(row.opened_at) or "",
-        resolved_at=_iso(row.resolved_at),
+        opened_at=local_iso(row.opened_at) or "",
+        resolved_at=local_iso(row.resolved_at),
         responsible=row.responsible,
         details=row.details,
-        since=_iso(row.since) or "",
+        since=local_iso(row.since) or "",
         reporter=row.reporter,
-        acknowledged_at=_iso(row.acknowledged_at),
+        acknowledged_at=local_iso(row.acknowledged_at),
         acknowledged_by=row.acknowledged_by,
         resolution=row.resolution,
     )
@@ -57,7 +53,7 @@ class DiscrepancyFilter:
 async def list_discrepancies(
     connection: AsyncConnection, where: DiscrepancyFilter, *, limit: int, offset: int
 ) -> tuple[list[Any], int]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if where.statuses:
         conditions.append(Discrepancy.status.in_(where.statuses))
     if where.kinds:

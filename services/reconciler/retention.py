@@ -31,16 +31,17 @@ stored is a duplicate and is never written at all.
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    SQLColumnExpression,
     Text,
     and_,
     cast,
@@ -54,8 +55,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.clock import VN_TZ, Clock, system_clock
-from shared.db import create_engine, database_reachable, unit_of_work
+from shared.clock import VN_TZ, Clock
+from shared.db import unit_of_work
 from shared.dvcqg import Status
 from shared.models import Dossier, Event
 from shared.privacy import PERSONAL_FIELDS
@@ -63,21 +64,14 @@ from shared.privacy import PERSONAL_FIELDS
 log = logging.getLogger("doisoat.retention")
 
 PURGED_MARKER = "_personal_data_purged_at"
-CLOSED_STATUSES = (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED)
 DEFAULT_BATCH = 1000
 DEFAULT_SWEEP_EVERY = timedelta(hours=1)
 
-Echo = Callable[[str], None]
-
 # Constants of this module only (never user input): safe to inline as SQL literals.
-_PG_PERSONAL_KEYS = literal_column(
+_PG_PERSONAL_KEYS: ColumnElement[Any] = literal_column(
     "ARRAY[" + ", ".join(f"'{name}'" for name in PERSONAL_FIELDS) + "]::text[]"
 )
 _SQLITE_PERSONAL_PATHS = tuple(f"$.{name}" for name in PERSONAL_FIELDS)
-
-
-class PurgeError(Exception):
-    """The purge could not run (e.g. the database is unreachable); the message is for people."""
 
 
 @dataclass(slots=True)
@@ -131,22 +125,26 @@ def _is_postgresql(connection: AsyncConnection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
-def has_personal_data(connection: AsyncConnection, column: ColumnElement) -> ColumnElement[bool]:
+def has_personal_data(
+    connection: AsyncConnection, column: SQLColumnExpression[Any]
+) -> ColumnElement[bool]:
     """True when the JSON object in ``column`` holds any of :data:`PERSONAL_FIELDS`."""
     if _is_postgresql(connection):
         return column.op("?|", is_comparison=True)(_PG_PERSONAL_KEYS)
     return or_(*(func.json_type(column, path).is_not(None) for path in _SQLITE_PERSONAL_PATHS))
 
 
-def _without_personal_data(connection: AsyncConnection, column: ColumnElement) -> ColumnElement:
+def _without_personal_data(
+    connection: AsyncConnection, column: SQLColumnExpression[Any]
+) -> ColumnElement[Any]:
     if _is_postgresql(connection):
         return column.op("-")(_PG_PERSONAL_KEYS)
     return func.json_remove(column, *_SQLITE_PERSONAL_PATHS)
 
 
 def _purged_snapshot(
-    connection: AsyncConnection, column: ColumnElement, purged_at: str
-) -> ColumnElement:
+    connection: AsyncConnection, column: SQLColumnExpression[Any], purged_at: str
+) -> ColumnElement[Any]:
     stripped = _without_personal_data(connection, column)
     if _is_postgresql(connection):
         marker = func.jsonb_build_object(
@@ -298,67 +296,3 @@ class PersonalDataRetention:
         )
         self._last_run = time.monotonic()
         return result
-
-
-# ---- ``doisoat purge`` ----------------------------------------------------------------------
-
-
-def summary_line(result: PurgeResult, months: int) -> str:
-    return (
-        f"Đã xóa dữ liệu cá nhân của {result.dossiers} hồ sơ đã đóng trên {months} tháng "
-        f"({result.events} sự kiện). / Purged personal data of {result.dossiers} dossiers "
-        f"closed more than {months} months ago ({result.events} events)."
-    )
-
-
-async def purge_command(
-    database_url: str,
-    *,
-    months: int,
-    echo: Echo,
-    batch: int = DEFAULT_BATCH,
-    clock: Clock = system_clock,
-) -> PurgeResult:
-    """Purge with progress and a summary for people; raises :class:`PurgeError` when refused."""
-    if months < 0:
-        raise PurgeError("Số tháng phải từ 0 trở lên. / months must be zero or more.")
-    now = clock()
-    cutoff = retention_cutoff(now, months)
-    engine = create_engine(database_url)
-    try:
-        if not await database_reachable(engine):
-            raise PurgeError(
-                "không kết nối được cơ sở dữ liệu / database unreachable: "
-                f"{engine.url.render_as_string(hide_password=True)}"
-            )
-        local = cutoff.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
-        echo(
-            f"Đang xóa họ tên và số giấy tờ của chủ hồ sơ đã đóng trước {local} "
-            f"({months} tháng)… / Purging applicants' personal data of dossiers closed "
-            f"before {cutoff.astimezone(VN_TZ).isoformat(timespec='minutes')}…"
-        )
-
-        def progress(so_far: PurgeResult) -> None:
-            echo(f"… {so_far.dossiers} hồ sơ, {so_far.events} sự kiện")
-
-        result = await purge_with_engine(
-            engine, now=now, months=months, batch=batch, on_chunk=progress
-        )
-    finally:
-        await engine.dispose()
-    echo(summary_line(result, months))
-    return result
-
-
-def run_purge(
-    database_url: str,
-    *,
-    months: int,
-    echo: Echo,
-    batch: int = DEFAULT_BATCH,
-    clock: Clock = system_clock,
-) -> PurgeResult:
-    """:func:`purge_command` on its own event loop: call it from synchronous code (the CLI)."""
-    return asyncio.run(
-        purge_command(database_url, months=months, echo=echo, batch=batch, clock=clock)
-    )

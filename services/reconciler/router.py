@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from services.api.deps import ClockDep, EngineDep, Offset, forbidden_unit, require_role
 from services.reconciler import queries
-from services.reconciler.rules import Kind
 from services.reconciler.schemas import DiscrepancyPage, DiscrepancyRead
 from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
+from shared.vocabulary import Kind
+from shared.web.deps import ClockDep, EngineDep, Offset, forbidden_unit, require_role
 
 router = APIRouter(prefix="/api/v1", tags=["discrepancies"])
 ReaderKey = Annotated[Principal, Depends(require_role("desk", "officer"))]

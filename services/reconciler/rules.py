@@ -16,33 +16,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
 from shared.calendar import WorkingCalendar
 from shared.dvcqg import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_ON_APPLICANT, Status
+from shared.vocabulary import Kind, Severity
 
 # Datetimes have microsecond resolution (Python and PostgreSQL alike): a condition "strictly
 # after X" first holds at X + 1 µs, which lets every mark be compared with ``now >= mark``.
 TICK = timedelta(microseconds=1)
 
 NOT_RETURNED_STATUSES = OPEN_STATUSES | {Status.FINISHED}
-
-
-class Kind(StrEnum):
-    RETURNED_BUT_OPEN = "RETURNED_BUT_OPEN"
-    TIME_MISMATCH = "TIME_MISMATCH"
-    STATUS_CONFLICT = "STATUS_CONFLICT"
-    NOT_IN_SYSTEM = "NOT_IN_SYSTEM"
-    OVERDUE_NO_APOLOGY = "OVERDUE_NO_APOLOGY"
-    DUE_SOON = "DUE_SOON"
-    STALLED = "STALLED"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +53,12 @@ class DeskReport:
 
 @dataclass(frozen=True, slots=True)
 class RuleSettings:
-    return_grace: timedelta = timedelta(minutes=120)  # wall-clock
-    time_tolerance: timedelta = timedelta(minutes=240)  # wall-clock
-    due_soon_window: timedelta = timedelta(hours=8)  # working time
-    stall_after: timedelta = timedelta(hours=24)  # working time: 3 working days of 8 h
+    """The thresholds the rules judge with; built from ``ReconcilerSettings`` (their defaults)."""
+
+    return_grace: timedelta  # wall-clock
+    time_tolerance: timedelta  # wall-clock
+    due_soon_window: timedelta  # working time
+    stall_after: timedelta  # working time
 
 
 @dataclass(frozen=True, slots=True)

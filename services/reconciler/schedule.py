@@ -10,10 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import UTCDateTime, among
+from shared.db import UTCDateTime, among, insert_for
 from shared.models import ReconcileSchedule
 
 _MARK_MANY = text(
@@ -41,8 +40,7 @@ async def mark_for_reconcile(
         await connection.execute(_MARK_MANY, {"codes": ordered, "at": at})
         return
     rows = [{"dossier_code": code, "check_at": at} for code in ordered]
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(ReconcileSchedule)
+    statement = insert_for(connection, ReconcileSchedule)
     statement = statement.on_conflict_do_update(
         index_elements=["dossier_code"],
         set_={"check_at": statement.excluded.check_at},
@@ -99,8 +97,7 @@ async def set_next_checks(
             )
         )
     if later:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(ReconcileSchedule)
+        statement = insert_for(connection, ReconcileSchedule)
         await connection.execute(
             statement.on_conflict_do_update(
                 index_elements=["dossier_code"], set_={"check_at": statement.excluded.check_at}

@@ -22,14 +22,17 @@ from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSet
 from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
 from shared.db import UTCDateTime, among
-from shared.dvcqg import STATUS_NAMES_VI, agency_of_dossier_code
+from shared.dvcqg import agency_of_dossier_code
 from shared.models import Discrepancy, Dossier, FieldReport, ReconcileSchedule
+from shared.vocabulary import STATUS_NAMES
 
 UNRESOLVED = ("open", "acknowledged")
 
 
 @dataclass(slots=True)
-class Outcome:
+class Judgement:
+    """What one reconcile pass over some dossiers did: how many it judged, what it changed."""
+
     evaluated: int = 0
     changes: list[Change] = field(default_factory=list)
 
@@ -176,7 +179,7 @@ async def _load(
 def _resolution(dossier: Any) -> str:
     if dossier is None or dossier.status is None:
         return "Tự động đóng: điều kiện không còn đúng."
-    status = f"{dossier.status} ({STATUS_NAMES_VI.get(dossier.status, '?')})"
+    status = f"{dossier.status} ({STATUS_NAMES.get(dossier.status, '?')})"
     return f"Tự động đóng: điều kiện không còn đúng; trạng thái trên hệ thống: {status}."
 
 
@@ -188,13 +191,13 @@ async def reconcile(
     calendar: WorkingCalendar,
     settings: RuleSettings,
     claimed: Mapping[str, datetime] | None = None,
-) -> Outcome:
+) -> Judgement:
     """Judge ``codes`` at ``now`` and write the differences; the caller owns the transaction.
 
     ``claimed`` holds the schedule marks the caller claimed: the next mark only replaces a mark
     that is still the claimed one, so new facts marked meanwhile are never forgotten.
     """
-    outcome = Outcome(evaluated=len(codes))
+    outcome = Judgement(evaluated=len(codes))
     if not codes:
         return outcome
     dossiers, reports, unresolved = await _load(connection, codes)

@@ -23,18 +23,19 @@ from services.reconciler.config import ReconcilerSettings
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.retention import PersonalDataRetention
-from services.reconciler.rules import Kind, Severity
+from services.reconciler.writes import Change
 from shared import metrics
 from shared.clock import VN_TZ, Clock
 from shared.db import unit_of_work
 from shared.directory import load_directory
 from shared.models import Discrepancy
+from shared.vocabulary import Kind, Severity
 
 log = logging.getLogger("doisoat.reconciler")
 
 KPI_NAMES = ("on_time", "online", "digitised", "in_system")
 
-ChangeHook = Callable[[AsyncConnection, Sequence[service.Change], datetime], Awaitable[object]]
+ChangeHook = Callable[[AsyncConnection, Sequence[Change], datetime], Awaitable[object]]
 
 
 class Reconciler:

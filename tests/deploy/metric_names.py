@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def catalogue() -> dict[str, str]:
     return known
 
 
-def is_known(name: str, types: dict[str, str], extra: set[str] = frozenset()) -> bool:
+def is_known(name: str, types: dict[str, str], extra: Set[str] = frozenset()) -> bool:
     """Whether ``name`` is a series of a metric in ``types`` (name → type) or in ``extra``."""
     if name in types or name in extra:
         return True

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -37,7 +37,7 @@ LIVE_PROCESSES = ("api", "reconciler", "alerts")
 
 def load_dashboard(file_name: str) -> dict[str, Any]:
     path = GRAFANA_DIR / "dashboards" / file_name
-    return json.loads(path.read_text(encoding="utf-8"))
+    return cast(dict[str, Any], json.loads(path.read_text(encoding="utf-8")))
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:

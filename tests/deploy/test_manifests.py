@@ -15,7 +15,7 @@ import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes_validate
 import pytest
@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from services.alerts.config import AlertsSettings
-from services.cli import app as cli_app
+from services.app.cli import app as cli_app
 from services.ingest.config import IngestSettings
 from services.reconciler.config import ReconcilerSettings
 from shared.config import BaseDoisoatSettings
@@ -75,7 +75,7 @@ def _load_all(path: Path) -> list[Any]:
 
 def _kustomization() -> dict[str, Any]:
     (document,) = _load_all(KUBERNETES / "kustomization.yaml")
-    return document
+    return cast(dict[str, Any], document)
 
 
 def _kube_objects() -> list[tuple[str, dict[str, Any]]]:
@@ -109,7 +109,7 @@ def _deployments() -> dict[str, dict[str, Any]]:
 
 def _container(workload: dict[str, Any]) -> dict[str, Any]:
     (container,) = workload["spec"]["template"]["spec"]["containers"]
-    return container
+    return cast(dict[str, Any], container)
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -152,7 +152,7 @@ def _env_example_lines() -> Iterator[tuple[str, str, bool]]:
 
 def _compose() -> dict[str, Any]:
     (document,) = _load_all(COMPOSE_FILE)
-    return document
+    return cast(dict[str, Any], document)
 
 
 def _compose_client() -> list[str] | None:
@@ -250,10 +250,10 @@ def test_deployment_probes_resources_and_hardening(process: str) -> None:
 
     assert _selects(spec["selector"]["matchLabels"], labels)
 
-    ports = {port.get("name"): port["containerPort"] for port in container["ports"]}
+    ports: dict[str, int] = {port.get("name"): port["containerPort"] for port in container["ports"]}
 
     def probe_port(probe: dict[str, Any]) -> int:
-        port = probe["httpGet"]["port"]
+        port: int | str = probe["httpGet"]["port"]  # a port number or a container port's name
         return ports[port] if isinstance(port, str) else port
 
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]

@@ -62,7 +62,7 @@ class RecordingHandler:
             mail_from=envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
-            message=parsed,  # type: ignore[arg-type]
+            message=parsed,
             peer=session.peer,
         )
         with self.lock:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -32,8 +33,9 @@ def empty_sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def empty_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(
-        f"empty_{'pg' if request.param == 'postgresql' else 'sqlite'}_url"
+    return cast(
+        str,
+        request.getfixturevalue(f"empty_{'pg' if request.param == 'postgresql' else 'sqlite'}_url"),
     )
 
 
@@ -46,12 +48,16 @@ async def tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-async def differences(url: str) -> list:
+async def differences(url: str) -> list[Any]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            # alembic types compare_metadata as Any; it returns the list of differences.
+            return cast(
+                list[Any],
+                await connection.run_sync(
+                    lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+                ),
             )
     finally:
         await engine.dispose()

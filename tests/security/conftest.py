@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import MetaData, Table, column, delete, insert, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from shared.clock import fixed_clock
 from shared.config import ApiKey, BaseDoisoatSettings
 from shared.db import create_engine, unit_of_work

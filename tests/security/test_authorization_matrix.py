@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.alerts.links import AckLinks
-from services.api.app import create_app
+from services.app.asgi import create_app
 from shared.clock import fixed_clock
 from shared.config import BaseDoisoatSettings
 from tests.conftest import ADMIN_KEY, DESK_KEY, OFFICER_KEY, SOURCE_KEY, TEST_NOW, bearer

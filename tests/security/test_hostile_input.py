@@ -25,7 +25,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -37,14 +37,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
-from services.api.errors import INSTALLED_MARKER, install_error_handlers
+from services.app.asgi import create_app
 from services.ingest.config import IngestSettings
 from services.ingest.consumer import KafkaIngestor
 from shared.clock import fixed_clock
 from shared.db import create_engine
 from shared.events import DossierEvent, Reason, Rejection, parse_envelope, parse_message
 from shared.models import DeadLetter, Dossier, Event
+from shared.web.errors import INSTALLED_MARKER, install_error_handlers
 from tests.conftest import (
     ADMIN_KEY,
     DESK_KEY,
@@ -209,6 +209,7 @@ def fuzzed_envelopes(draw: st.DrawFn, *, nul: bool = True) -> dict[str, Any]:
     number = draw(st.integers(0, 9999))
     code = dossier_code(number)
     event_id = draw(st.integers(0, 10**6).map("fuzz-{}".format))
+    fields: tuple[str, ...]
     if draw(st.booleans()):
         envelope = snapshot(code, event_id=event_id, emitted_at=BASE_TIME)
         fields = SNAPSHOT_FIELDS
@@ -593,13 +594,13 @@ def clip(text: str, limit: int) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
+    return cast(str, request.param)
 
 
 @pytest.fixture
 def backend_database_url(request: pytest.FixtureRequest, backend: str) -> str:
     fixture = "pg_database_url" if backend == "postgresql" else "sqlite_database_url"
-    return request.getfixturevalue(fixture)
+    return cast(str, request.getfixturevalue(fixture))
 
 
 @pytest.fixture
@@ -628,7 +629,7 @@ async def post_events(api: httpx.AsyncClient, *envelopes: dict[str, Any]) -> lis
         "/api/v1/events", content=orjson.dumps(list(envelopes)), headers=bearer(SOURCE_KEY)
     )
     assert answer.status_code == 200, answer.text[:500]
-    return answer.json()["results"]
+    return cast(list[dict[str, Any]], answer.json()["results"])
 
 
 def hostile_dossier(number: int, text: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -4,7 +4,7 @@ Body sizes (events 10 MiB, a field report 64 KiB, registers 10 MiB / 50,000 rows
 5 MiB / 20,000 rows), the number of events per request, JSON nesting depth, pagination caps,
 malformed ids and path parameters, and bodies whose Content-Type does not match what the
 endpoint takes. The app is the one ``create_app`` builds, with
-:func:`services.api.errors.install_error_handlers` (installed here if ``create_app`` does not
+:func:`shared.web.errors.install_error_handlers` (installed here if ``create_app`` does not
 yet), on PostgreSQL and SQLite.
 """
 
@@ -23,9 +23,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
-from services.api.deps import MAX_OFFSET
-from services.api.errors import (
+from services.app.asgi import create_app
+from shared.clock import fixed_clock
+from shared.db import create_engine
+from shared.events import json_depth
+from shared.models import Event, Unit
+from shared.web.deps import MAX_OFFSET
+from shared.web.errors import (
     INSTALLED_MARKER,
     MAX_JSON_BODY_BYTES,
     MAX_JSON_CONTAINERS,
@@ -37,11 +41,7 @@ from services.api.errors import (
     check_json_depth,
     inspect_json_body,
     install_error_handlers,
-    json_depth,
 )
-from shared.clock import fixed_clock
-from shared.db import create_engine
-from shared.models import Event, Unit
 from tests.conftest import (
     ADMIN_KEY,
     DESK_KEY,

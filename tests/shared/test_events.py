@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +19,7 @@ PACKAGED_SCHEMA = REPO / "shared" / "contracts"
 UPSTREAM_CONTRACTS = REPO.parent / "shared" / "contracts"
 
 
-def valid_envelope() -> dict:
+def valid_envelope() -> dict[str, Any]:
     return snapshot(dossier_code(1), event_id="e-1", emitted_at=BASE_TIME)
 
 
@@ -40,7 +42,7 @@ def test_packaged_schema_is_the_contract(name: str) -> None:
         assert packaged == orjson.loads(upstream.read_bytes())
 
 
-def _mutated(change) -> bytes:
+def _mutated(change: Callable[[dict[str, Any]], object]) -> bytes:
     envelope = copy.deepcopy(valid_envelope())
     change(envelope)
     return orjson.dumps(envelope)
@@ -103,7 +105,9 @@ def test_emitted_at_is_normalised_to_utc() -> None:
     parsed = parse_envelope(valid_envelope())
     assert isinstance(parsed, DossierEvent)
     assert parsed.emitted_at == BASE_TIME
-    assert parsed.emitted_at.utcoffset().total_seconds() == 0
+    offset = parsed.emitted_at.utcoffset()
+    assert offset is not None
+    assert offset.total_seconds() == 0
 
 
 def test_other_dvcqg_fields_are_kept() -> None:

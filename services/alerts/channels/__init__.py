@@ -5,8 +5,8 @@ from __future__ import annotations
 from services.alerts.channels.base import (
     Channel,
     Message,
-    Outcome,
     Recipient,
+    SendOutcome,
     SendResult,
     backoff_delay,
 )
@@ -17,10 +17,10 @@ from services.alerts.channels.zalo import (
     TokenStore,
     ZaloApi,
     ZaloOAChannel,
-    ZaloSettings,
     ZaloTokenManager,
     ZaloZNSChannel,
 )
+from services.alerts.channels.zalo_settings import ZaloSettings
 
 CHANNELS: dict[str, type[Channel]] = {
     "email": EmailChannel,
@@ -35,8 +35,8 @@ __all__ = [
     "EmailSettings",
     "InMemoryTokenStore",
     "Message",
-    "Outcome",
     "Recipient",
+    "SendOutcome",
     "SendResult",
     "TokenState",
     "TokenStore",

@@ -13,7 +13,7 @@ import random
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -54,8 +54,8 @@ class Message:
     template_data: Mapping[str, str]
 
 
-class Outcome(StrEnum):
-    """What the dispatcher should do next with the outbox row."""
+class SendOutcome(StrEnum):
+    """What one send attempt came to, so the dispatcher knows what to do with the outbox row."""
 
     SENT = "sent"
     RETRY = "retry"  # transient: back off, then try the same channel again
@@ -68,7 +68,7 @@ class Outcome(StrEnum):
 class SendResult:
     """The answer of one attempt; ``detail`` never holds the message body or an address."""
 
-    outcome: Outcome
+    outcome: SendOutcome
     detail: str
     provider_id: str | None = None
     retry_after: float | None = None  # seconds the provider asked us to wait, when it said
@@ -94,12 +94,12 @@ class Channel(ABC):
                 type(exc).__name__,
                 exc_info=True,
             )
-            result = SendResult(Outcome.RETRY, redact(f"{type(exc).__name__}: {exc}")[:300])
+            result = SendResult(SendOutcome.RETRY, redact(f"{type(exc).__name__}: {exc}")[:300])
         elapsed = time.perf_counter() - started
         metrics.NOTIFICATION_ATTEMPTS.labels(channel=self.name, outcome=result.outcome).inc()
         metrics.NOTIFICATION_SEND_SECONDS.labels(channel=self.name).observe(elapsed)
         logger.log(
-            logging.INFO if result.outcome is Outcome.SENT else logging.WARNING,
+            logging.INFO if result.outcome is SendOutcome.SENT else logging.WARNING,
             "notification channel=%s notification_id=%s outcome=%s duration_ms=%.1f "
             "provider_id=%s retry_after=%s detail=%r",
             self.name,
@@ -118,10 +118,6 @@ class Channel(ABC):
             },
         )
         return result
-
-    async def send_many(self, messages: Iterable[Message]) -> list[SendResult]:
-        """Send in order over the channel's shared connection; one result per message."""
-        return [await self.send(message) for message in messages]
 
     @abstractmethod
     async def _send(self, message: Message) -> SendResult:

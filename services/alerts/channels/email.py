@@ -21,7 +21,7 @@ from email.utils import format_datetime, parseaddr
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from services.alerts.channels.base import Channel, Message, Outcome, SendResult, redact
+from services.alerts.channels.base import Channel, Message, SendOutcome, SendResult, redact
 from shared.clock import VN_TZ, Clock, system_clock
 
 # A connection idle longer than this is probed with NOOP before use: servers close idle
@@ -36,7 +36,7 @@ class EmailSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     host: str = Field(min_length=1)
-    port: int = Field(default=25, ge=1, le=65535)
+    port: int = Field(ge=1, le=65535)  # default in AlertsSettings (DOISOAT_SMTP_PORT)
     sender: str  # "Đối soát TTHC <doisoat@example.gov.vn>" or a bare address
     username: str | None = None
     password: SecretStr | None = None
@@ -105,7 +105,9 @@ class EmailChannel(Channel):
             rcpt = str(mail["To"].addresses[0].addr_spec)
             rcpt.encode("ascii")  # SMTPUTF8 is off: a non-ASCII mailbox cannot be sent
         except (ValueError, IndexError, HeaderParseError, MessageError) as exc:
-            return SendResult(Outcome.FAILED, f"invalid message or address: {type(exc).__name__}")
+            return SendResult(
+                SendOutcome.FAILED, f"invalid message or address: {type(exc).__name__}"
+            )
         message_id = str(mail["Message-ID"])
         async with self._lock:
             try:
@@ -116,24 +118,26 @@ class EmailChannel(Channel):
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 # sendmail already sent RSET: the connection stays usable.
                 refused = exc.recipients[0]
-                outcome = Outcome.RETRY if 400 <= refused.code < 500 else Outcome.FAILED
+                outcome = SendOutcome.RETRY if 400 <= refused.code < 500 else SendOutcome.FAILED
                 return SendResult(outcome, _smtp_detail("recipient refused", refused))
             except aiosmtplib.SMTPDataError as exc:
-                outcome = Outcome.RETRY if exc.code < 500 else Outcome.FAILED
+                outcome = SendOutcome.RETRY if exc.code < 500 else SendOutcome.FAILED
                 return SendResult(outcome, _smtp_detail("message refused", exc))
             except aiosmtplib.SMTPResponseException as exc:
                 # Sender refused, AUTH or EHLO trouble, 421 closing: the relay or our settings
                 # are at fault, not this message. Retrying gives an operator time to fix them.
                 self._drop()
-                return SendResult(Outcome.RETRY, _smtp_detail("relay refused", exc))
+                return SendResult(SendOutcome.RETRY, _smtp_detail("relay refused", exc))
             except (aiosmtplib.SMTPException, OSError) as exc:
                 self._drop()
-                return SendResult(Outcome.RETRY, f"smtp unreachable: {type(exc).__name__}: {exc}")
+                return SendResult(
+                    SendOutcome.RETRY, f"smtp unreachable: {type(exc).__name__}: {exc}"
+                )
             except BaseException:
                 self._drop()  # cancelled mid-conversation: the session state is unknown
                 raise
             self._last_used = time.monotonic()
-        return SendResult(Outcome.SENT, redact(response)[:200], provider_id=message_id)
+        return SendResult(SendOutcome.SENT, redact(response)[:200], provider_id=message_id)
 
     async def _connection(self) -> aiosmtplib.SMTP:
         """The open session, probed when idle, else a new one (called under the lock)."""

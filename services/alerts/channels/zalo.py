@@ -13,16 +13,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.alerts.channels.base import (
     Channel,
     Message,
-    Outcome,
+    SendOutcome,
     SendResult,
     correlation_id,
     truncate_text,
 )
+from services.alerts.channels.zalo_settings import ZaloSettings
 from services.alerts.channels.zalo_tokens import (
     InMemoryTokenStore,
     TokenState,
@@ -60,28 +60,6 @@ BALANCE_ERRORS = frozenset({-115, -321})  # ZNS / Zalo Cloud account without mon
 RATE_LIMIT_PAUSE = 60.0
 BALANCE_PAUSE = 3600.0
 TOKEN_REFUSED_PAUSE = 300.0
-
-
-class ZaloSettings(BaseModel):
-    """Zalo app and OA settings (``DOISOAT_ZALO_*``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    app_id: str = Field(min_length=1)
-    secret_key: SecretStr
-    refresh_token: SecretStr  # the first one only; later ones live in the token store
-    zns_template_id: str | None = None
-    oa_api_base: str = "https://openapi.zalo.me"
-    zns_api_base: str = "https://business.openapi.zalo.me"
-    oauth_base: str = "https://oauth.zaloapp.com"
-    timeout: float = Field(default=10, gt=0)
-    zns_development_mode: bool = False  # sends {"mode": "development"} (test templates)
-    refresh_margin_seconds: float = Field(default=600, ge=0)  # refresh this long before expiry
-
-    @field_validator("oa_api_base", "zns_api_base", "oauth_base")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 class ZaloApi:
@@ -160,13 +138,13 @@ class _ZaloChannel(Channel):
         try:
             return await self._deliver(message)
         except ZaloTokenError as exc:
-            return SendResult(Outcome.RETRY, str(exc)[:300], retry_after=TOKEN_REFUSED_PAUSE)
+            return SendResult(SendOutcome.RETRY, str(exc)[:300], retry_after=TOKEN_REFUSED_PAUSE)
         except ZaloUnavailable as exc:
             return SendResult(
-                Outcome.RETRY, f"zalo unavailable: {exc}", retry_after=exc.retry_after
+                SendOutcome.RETRY, f"zalo unavailable: {exc}", retry_after=exc.retry_after
             )
         except httpx.HTTPError as exc:
-            return SendResult(Outcome.RETRY, f"zalo unreachable: {type(exc).__name__}")
+            return SendResult(SendOutcome.RETRY, f"zalo unreachable: {type(exc).__name__}")
 
     @abstractmethod
     async def _deliver(self, message: Message) -> SendResult:
@@ -178,15 +156,15 @@ class _ZaloChannel(Channel):
         text = str(answer.get("message", ""))[:200]
         detail = f"zalo error {code}: {text}"
         if _is_token_error(answer):
-            return SendResult(Outcome.RETRY, f"{detail} (after a refresh)")
+            return SendResult(SendOutcome.RETRY, f"{detail} (after a refresh)")
         if code == RATE_LIMITED:
-            return SendResult(Outcome.RETRY, detail, retry_after=RATE_LIMIT_PAUSE)
+            return SendResult(SendOutcome.RETRY, detail, retry_after=RATE_LIMIT_PAUSE)
         if code in BALANCE_ERRORS:  # before "quota": ZNS -115 reads "Out of quota"
             self._paused_until = self._api.clock() + timedelta(seconds=BALANCE_PAUSE)
-            return SendResult(Outcome.RETRY, detail, retry_after=BALANCE_PAUSE)
+            return SendResult(SendOutcome.RETRY, detail, retry_after=BALANCE_PAUSE)
         if code in QUOTA_ERRORS or "quota" in text.lower():
-            return SendResult(Outcome.RETRY, detail, retry_after=self._pause_for_quota())
-        return SendResult(Outcome.FAILED, detail)
+            return SendResult(SendOutcome.RETRY, detail, retry_after=self._pause_for_quota())
+        return SendResult(SendOutcome.FAILED, detail)
 
     def _seconds_until_hour(self, hour: int) -> float:
         """Seconds until the next ``hour``:00 in Vietnam (Zalo's daily quotas reset at 0:00)."""
@@ -214,7 +192,7 @@ class ZaloOAChannel(_ZaloChannel):
     async def _deliver(self, message: Message) -> SendResult:
         user_id = message.recipient.zalo_user_id
         if not user_id:
-            return SendResult(Outcome.FAILED, "recipient has no zalo_user_id")
+            return SendResult(SendOutcome.FAILED, "recipient has no zalo_user_id")
         answer = await self._api.post(
             f"{self._api.settings.oa_api_base}/v3.0/oa/message/cs",
             {
@@ -226,12 +204,14 @@ class ZaloOAChannel(_ZaloChannel):
         if code == 0:
             self._paused_until = None  # a quota error earlier today no longer holds
             data = answer.get("data") or {}
-            return SendResult(Outcome.SENT, "oa message sent", provider_id=_str(data, "message_id"))
+            return SendResult(
+                SendOutcome.SENT, "oa message sent", provider_id=_str(data, "message_id")
+            )
         detail = f"zalo error {code}: {str(answer.get('message', ''))[:200]}"
         if code in OA_UNREACHABLE:
-            return SendResult(Outcome.FALLBACK_ZNS, detail)
+            return SendResult(SendOutcome.FALLBACK_ZNS, detail)
         if code == OA_QUIET_HOURS:
-            return SendResult(Outcome.RETRY, detail, retry_after=self._seconds_until_hour(6))
+            return SendResult(SendOutcome.RETRY, detail, retry_after=self._seconds_until_hour(6))
         return self._map_error(answer)
 
 
@@ -250,7 +230,7 @@ class ZaloZNSChannel(_ZaloChannel):
     async def _deliver(self, message: Message) -> SendResult:
         phone = normalize_phone(message.recipient.phone or "")
         if phone is None:
-            return SendResult(Outcome.FAILED, "recipient has no valid phone number")
+            return SendResult(SendOutcome.FAILED, "recipient has no valid phone number")
         body: dict[str, Any] = {
             "phone": phone,
             "template_id": self._api.settings.zns_template_id,
@@ -265,13 +245,13 @@ class ZaloZNSChannel(_ZaloChannel):
             data = answer.get("data") or {}
             self._note_quota(data.get("quota") or {})
             return SendResult(
-                Outcome.SENT,
+                SendOutcome.SENT,
                 f"zns sent, quota left {self.quota_remaining}/{self.quota_daily}",
                 provider_id=_str(data, "msg_id"),
             )
         if code == NO_ZALO_ACCOUNT:
             detail = f"zalo error {code}: {str(answer.get('message', ''))[:200]}"
-            return SendResult(Outcome.NO_ZALO, detail)
+            return SendResult(SendOutcome.NO_ZALO, detail)
         return self._map_error(answer)
 
     def _note_quota(self, quota: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from shared import metrics
 from shared.clock import Clock, system_clock
 
 if TYPE_CHECKING:
-    from services.alerts.channels.zalo import ZaloSettings
+    from services.alerts.channels.zalo_settings import ZaloSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from starlette.datastructures import UploadFile
-from starlette.types import Message
 
-from services.api.deps import ClockDep, EngineDep, Offset, require_role
-from services.api.limits import read_body, too_large
 from services.reconciler.directory import service
 from services.reconciler.directory.schemas import (
     ACCOUNT_PATTERN,
@@ -31,11 +27,11 @@ from services.reconciler.directory.schemas import (
 from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
+from shared.web.deps import ClockDep, EngineDep, Offset, require_role
+from shared.web.limits import read_csv_upload
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_CSV_ROWS = 20_000
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
-CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 AdminKey = Annotated[Principal, Depends(require_role("admin"))]
@@ -140,45 +136,12 @@ async def read_officer(account: str, principal: AdminKey, engine: EngineDep) -> 
     return OfficerRead.of(row)
 
 
-async def _csv_bytes(request: Request) -> bytes:
-    """The CSV from a multipart field ``file`` or a raw ``text/csv`` body, at most 5 MiB."""
-    body = await read_body(request, MAX_CSV_BYTES + MULTIPART_OVERHEAD_BYTES)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "multipart/form-data":
-
-        async def replay() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async with Request(request.scope, replay).form(max_files=1, max_fields=8) as form:
-            upload = form.get("file")
-            if isinstance(upload, UploadFile):
-                data = await upload.read(MAX_CSV_BYTES + 1)
-            elif isinstance(upload, str):
-                data = upload.encode()
-            else:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "Thiếu tệp trong trường 'file'. / Send the CSV in the multipart field 'file'.",
-                )
-    elif media_type in CSV_MEDIA_TYPES:
-        data = body
-    else:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "Gửi CSV dạng multipart/form-data (trường 'file') hoặc Content-Type: text/csv. / "
-            "Send the CSV as multipart/form-data (field 'file') or with Content-Type: text/csv.",
-        )
-    if len(data) > MAX_CSV_BYTES:
-        raise too_large(MAX_CSV_BYTES)
-    return data
-
-
 @router.post("/officers/import", response_model=ImportRead)
 async def import_officers(
     request: Request, principal: AdminKey, engine: EngineDep, clock: ClockDep
 ) -> ImportRead:
     """Upsert officers from a CSV; each row is accepted, duplicate or refused with its reason."""
-    data = await _csv_bytes(request)
+    data = await read_csv_upload(request, MAX_CSV_BYTES)
     try:
         rows = read_officer_csv(data, max_rows=MAX_CSV_ROWS)
     except CsvTooManyRows as error:

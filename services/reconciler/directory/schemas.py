@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,6 @@ CODE_PATTERN = r"^[0-9A-Za-z._-]+$"
 ACCOUNT_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 
 OfficerRole = Literal["handler", "desk", "leader"]
-OFFICER_ROLES: tuple[str, ...] = get_args(OfficerRole)
 ImportOutcome = Literal["accepted", "duplicate", "refused"]
 
 CSV_COLUMNS = (

@@ -9,13 +9,12 @@ replaced by A) is harmless because the graph walks stop at codes already seen.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.directory.schemas import (
@@ -24,7 +23,8 @@ from services.reconciler.directory.schemas import (
     OfficerImportRow,
     OfficerUpdate,
 )
-from shared.directory import Directory, load_directory
+from shared.db import insert_for
+from shared.directory import OfficerRecord, load_directory
 from shared.models import Officer, Unit
 
 LOOKUP_CHUNK = 5000
@@ -37,19 +37,6 @@ class UnitRow:
     name: str
     parent_code: str | None
     replaced_by: str | None
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OfficerRow:
-    account: str
-    full_name: str
-    unit_code: str
-    role: str
-    email: str | None
-    zalo_user_id: str | None
-    phone: str | None
-    active: bool
     updated_at: datetime
 
 
@@ -72,11 +59,6 @@ class DirectoryCycle(Exception):
             f"Không thể đặt {word} ({relation}) vì tạo thành vòng lặp: {loop}. / "
             f"This {relation} would create a cycle: {loop}."
         )
-
-
-def _insert(connection: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def cycle_through(
@@ -144,7 +126,7 @@ async def put_unit(
     ):
         return current
     values = {"name": name, "parent_code": parent_code, "replaced_by": replaced_by}
-    statement = _insert(connection, Unit).values(code=code, updated_at=now, **values)
+    statement = insert_for(connection, Unit).values(code=code, updated_at=now, **values)
     statement = statement.on_conflict_do_update(
         index_elements=["code"], set_={**values, "updated_at": now}
     ).returning(*Unit.__table__.c)
@@ -155,11 +137,11 @@ async def put_unit(
 # Officers -------------------------------------------------------------------------------------
 
 
-async def officer(connection: AsyncConnection, account: str) -> OfficerRow | None:
+async def officer(connection: AsyncConnection, account: str) -> OfficerRecord | None:
     """One officer by account, or None."""
     statement = select(Officer.__table__).where(Officer.account == account)
     row = (await connection.execute(statement)).first()
-    return None if row is None else OfficerRow(**row._mapping)
+    return None if row is None else OfficerRecord.of(row)
 
 
 async def list_officers(
@@ -170,7 +152,7 @@ async def list_officers(
     active: bool | None,
     limit: int,
     offset: int,
-) -> tuple[list[OfficerRow], int]:
+) -> tuple[list[OfficerRecord], int]:
     """A page of officers ordered by account, filtered by exact unit code, role and activity."""
     conditions = []
     if unit is not None:
@@ -188,50 +170,27 @@ async def list_officers(
         .limit(limit)
         .offset(offset)
     )
-    return [OfficerRow(**row._mapping) for row in await connection.execute(page)], total
+    return [OfficerRecord.of(row) for row in await connection.execute(page)], total
 
 
-async def recipients_for(
-    connection: AsyncConnection,
-    *,
-    unit_code: str | None,
-    directory: Directory,
-    roles: Collection[str],
-) -> list[OfficerRow]:
-    """Active officers with ``roles`` of the unit answering for ``unit_code`` (via replaced_by)."""
-    answering = directory.answering_unit(unit_code)
-    if answering is None or not roles:
-        return []
-    statement = (
-        select(Officer.__table__)
-        .where(
-            Officer.unit_code == answering,
-            Officer.role.in_(list(roles)),
-            Officer.active.is_(True),
-        )
-        .order_by(Officer.role, Officer.account)
-    )
-    return [OfficerRow(**row._mapping) for row in await connection.execute(statement)]
-
-
-def _unchanged(stored: OfficerRow, values: Mapping[str, Any]) -> bool:
+def _unchanged(stored: OfficerRecord, values: Mapping[str, Any]) -> bool:
     return all(getattr(stored, name) == values[name] for name in OFFICER_FIELDS)
 
 
 async def _officers_by_account(
     connection: AsyncConnection, accounts: Sequence[str]
-) -> dict[str, OfficerRow]:
-    found: dict[str, OfficerRow] = {}
+) -> dict[str, OfficerRecord]:
+    found: dict[str, OfficerRecord] = {}
     for start in range(0, len(accounts), LOOKUP_CHUNK):
         chunk = accounts[start : start + LOOKUP_CHUNK]
         statement = select(Officer.__table__).where(Officer.account.in_(chunk))
         for row in await connection.execute(statement):
-            found[row.account] = OfficerRow(**row._mapping)
+            found[row.account] = OfficerRecord.of(row)
     return found
 
 
 async def _upsert_officers(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    statement = _insert(connection, Officer)
+    statement = insert_for(connection, Officer)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["account"],
@@ -242,14 +201,14 @@ async def _upsert_officers(connection: AsyncConnection, rows: Sequence[dict[str,
 
 async def put_officer(
     connection: AsyncConnection, *, account: str, officer_in: OfficerUpdate, now: datetime
-) -> OfficerRow:
+) -> OfficerRecord:
     """Create or replace an officer; an identical write leaves ``updated_at`` alone."""
     values = officer_in.model_dump(include=set(OFFICER_FIELDS))
     current = await officer(connection, account)
     if current is not None and _unchanged(current, values):
         return current
     await _upsert_officers(connection, [{"account": account, **values, "updated_at": now}])
-    return OfficerRow(account=account, **values, updated_at=now)
+    return OfficerRecord(account=account, **values, updated_at=now)
 
 
 async def import_officers(

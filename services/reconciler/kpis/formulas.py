@@ -21,18 +21,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
-from services.reconciler.rules import Kind
 from shared.clock import VN_TZ
 from shared.dvcqg import Status
+from shared.vocabulary import Kind
 
 MAX_PERIOD_DAYS: Final = 366
 ONLINE_CHANNEL: Final = 2  # KenhThucHien 2: trực tuyến
-TARGETS: Final[Mapping[str, int]] = {
-    "on_time_pct": 98,  # 2.1, asked by the province
-    "online_pct": 50,  # 3.3, full marks at 50 %
-    "digitised_pct": 80,  # 4.2
-    "in_system_pct": 100,  # 1.4
-}
 _HUNDREDTH = Decimal("0.01")
 
 
@@ -170,7 +164,9 @@ def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
     stamps = _END_STAMPS.get(row.status) if row.status is not None else None
     if stamps is None:
         return open_end
-    present = [moment for name in stamps if (moment := getattr(row, name)) is not None]
+    present: list[datetime] = [
+        moment for name in stamps if (moment := getattr(row, name)) is not None
+    ]
     if present:
         return min(present)
     return row.snapshot_emitted_at if row.snapshot_emitted_at is not None else open_end
@@ -224,18 +220,6 @@ class KpiTally:
             reported=len(self.reported),
             reported_known=len(self.reported_known),
         )
-
-
-def compute(
-    rows: Iterable[KpiInput], reports: Iterable[DeskReportInput], period: Period
-) -> UnitKpis:
-    """The KPIs of one unit from its dossiers and its desk's reports."""
-    tally = KpiTally(period)
-    for row in rows:
-        tally.add_dossier(row)
-    for report in reports:
-        tally.add_report(report)
-    return tally.result()
 
 
 def discrepancy_counts(counts: Iterable[tuple[str, int]]) -> dict[str, int]:

@@ -13,13 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.deps import ClockDep, EngineDep, forbidden_unit, require_role
 from services.reconciler.kpis import service
-from services.reconciler.kpis.formulas import TARGETS, Period, PeriodError, check_period
+from services.reconciler.kpis.formulas import Period, PeriodError, check_period
 from shared.auth import Principal
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
 from shared.directory import load_directory
+from shared.vocabulary import KPI_TARGETS
+from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 OfficerKey = Annotated[Principal, Depends(require_role("officer"))]
@@ -106,6 +107,6 @@ async def read_kpis(
         items = await service.unit_kpis(connection, scope=scope, period=period)
     return KpiPage(
         items=[KpiItemRead(**item) for item in items],
-        targets=KpiTargets(**TARGETS),
+        targets=KpiTargets(**KPI_TARGETS),
         period=KpiPeriodRead(from_=first_day, to=last_day),
     )

@@ -8,16 +8,11 @@ all accepted rows are stored in one transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from starlette.datastructures import Headers
-from starlette.formparsers import MultiPartException, MultiPartParser
 
-from services.api.deps import ClockDep, EngineDep, forbidden_unit, require_role
-from services.api.limits import read_body
 from services.reconciler.reports import csv_import, schemas, service
 from services.reconciler.reports.schemas import FieldReportRead, ImportRead
 from shared import metrics
@@ -25,10 +20,10 @@ from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
 from shared.events import Rejection
+from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
+from shared.web.limits import MAX_UPLOAD_BYTES, read_body, read_csv_upload
 
 MAX_REPORT_BYTES: Final = 64 * 1024
-MAX_IMPORT_BYTES: Final = 10 * 1024 * 1024
-CSV_MEDIA_TYPES: Final = frozenset({"text/csv", "application/csv", "text/plain"})
 
 router = APIRouter(prefix="/api/v1", tags=["field reports"])
 DeskKey = Annotated[Principal, Depends(require_role("desk"))]
@@ -100,48 +95,6 @@ async def post_field_report(
     return service.report_read(result.stored)
 
 
-async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
-    yield body
-
-
-async def _register_bytes(request: Request, body: bytes) -> bytes:
-    """The CSV itself: the ``file`` field of a multipart form, or the raw ``text/csv`` body."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type in CSV_MEDIA_TYPES:
-        return body
-    if media_type != "multipart/form-data":
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "Gửi tệp CSV trong trường 'file' (multipart/form-data) hoặc thân yêu cầu với "
-            "Content-Type: text/csv. / Send the CSV in the form field 'file' "
-            "(multipart/form-data) or as the body with Content-Type: text/csv.",
-        )
-    parser = MultiPartParser(
-        Headers(raw=request.scope["headers"]),
-        _replay(body),
-        max_files=4,
-        max_fields=16,
-        max_part_size=MAX_IMPORT_BYTES,
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as error:
-        raise _unprocessable(
-            f"multipart/form-data không hợp lệ. / Invalid multipart body: {error.message}"
-        ) from error
-    try:
-        upload = form.get("file")
-        if upload is None:
-            raise _unprocessable(
-                "Thiếu trường 'file' chứa tệp CSV. / The form has no field 'file' with the CSV."
-            )
-        if isinstance(upload, str):
-            return upload.encode("utf-8")
-        return await upload.read()
-    finally:
-        await form.close()
-
-
 @router.post(
     "/field-reports/import",
     response_model=ImportRead,
@@ -171,8 +124,7 @@ async def import_field_reports(
     request: Request, principal: DeskKey, engine: EngineDep, clock: ClockDep
 ) -> ImportRead:
     """Import the desk's register (Sổ theo dõi hồ sơ); every row is answered."""
-    body = await read_body(request, MAX_IMPORT_BYTES)
-    data = await _register_bytes(request, body)
+    data = await read_csv_upload(request, MAX_UPLOAD_BYTES)
     now = clock()
     try:
         rows = await asyncio.to_thread(csv_import.parse_register, data, now=now)

@@ -11,25 +11,24 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler import rules, schedule
+from services.reconciler import schedule
 from services.reconciler.reports.csv_import import COLUMN_OF_FIELD, RegisterRow
 from services.reconciler.reports.schemas import (
     FieldReportCreate,
     ImportRead,
     ImportRowRead,
     Reason,
-    ReportKind,
 )
 from shared.auth import Principal
-from shared.clock import VN_TZ
+from shared.db import insert_for
 from shared.directory import Directory
 from shared.models import FieldReport
+from shared.vocabulary import local_iso
 
 Channel = Literal["api", "csv"]
 StoreOutcome = Literal["accepted", "duplicate", "conflict"]
@@ -76,23 +75,13 @@ def report_read(row: FieldReportRow) -> dict[str, Any]:
         "report_id": row.report_id,
         "dossier_code": row.dossier_code,
         "kind": row.kind,
-        "occurred_at": row.occurred_at.astimezone(VN_TZ).isoformat(),
+        "occurred_at": local_iso(row.occurred_at),
         "officer": row.officer,
         "unit_code": row.unit_code,
         "note": row.note,
         "channel": row.channel,
-        "received_at": row.received_at.astimezone(VN_TZ).isoformat(),
+        "received_at": local_iso(row.received_at),
     }
-
-
-def desk_report(row: FieldReportRow) -> rules.DeskReport:
-    """The part of a stored report the reconciliation rules look at."""
-    return rules.DeskReport(
-        report_id=row.report_id,
-        kind=cast(ReportKind, row.kind),
-        occurred_at=row.occurred_at,
-        officer=row.officer,
-    )
 
 
 def _stored_row(report: FieldReportCreate, *, channel: Channel, now: datetime) -> FieldReportRow:
@@ -108,9 +97,8 @@ async def _insert_new(connection: AsyncConnection, rows: Sequence[FieldReportRow
     """Insert the reports whose ``report_id`` is unknown; return the ids actually inserted."""
     if not rows:
         return set()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(FieldReport)
+        insert_for(connection, FieldReport)
         .on_conflict_do_nothing(index_elements=["report_id"])
         .returning(FieldReport.report_id)
     )

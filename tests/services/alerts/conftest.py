@@ -12,9 +12,9 @@ from services.alerts.channels.zalo import (
     InMemoryTokenStore,
     ZaloApi,
     ZaloOAChannel,
-    ZaloSettings,
     ZaloZNSChannel,
 )
+from services.alerts.channels.zalo_settings import ZaloSettings
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.fakes.zalo_server import FakeZaloServer, ZaloFakeState
 

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from services.alerts.channels import CHANNELS
 from services.alerts.channels import email as email_module
-from services.alerts.channels.base import Outcome
+from services.alerts.channels.base import SendOutcome
 from services.alerts.channels.email import EmailChannel, EmailSettings, message_id_for
 from tests.fakes.smtp_server import FakeSmtpServer, self_signed_tls
 from tests.services.alerts.conftest import HTML, SENDER, SUBJECT, TEXT, MakeMessage
@@ -23,7 +23,7 @@ async def test_delivers_one_vietnamese_message_with_both_bodies(
 ) -> None:
     result = await email_channel.send(make_message("n000123"))
 
-    assert result.outcome is Outcome.SENT
+    assert result.outcome is SendOutcome.SENT
     assert result.provider_id == "<n000123@doisoat>"
     [mail] = smtp_server.handler.messages()
     assert mail.mail_from == "doisoat@tinh.gov.vn"
@@ -35,8 +35,10 @@ async def test_delivers_one_vietnamese_message_with_both_bodies(
     assert message["To"].addresses[0].display_name == "Nguyễn Văn Ánh"
     assert message["Date"] is not None
     assert message.get_content_type() == "multipart/alternative"
-    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == TEXT
-    assert message.get_body(("html",)).get_content().strip() == HTML
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().replace("\r\n", "\n") == TEXT
+    assert html.get_content().strip() == HTML
 
 
 async def test_headers_are_rfc2047_encoded_ascii(
@@ -76,25 +78,25 @@ async def test_smtp_down_is_retry_then_back_sends_exactly_once(
 ) -> None:
     smtp_server.stop()
     down = await email_channel.send(make_message("n1"))
-    assert down.outcome is Outcome.RETRY
+    assert down.outcome is SendOutcome.RETRY
     assert "anh.nv@" not in down.detail
 
     smtp_server.start()
     back = await email_channel.send(make_message("n1"))
 
-    assert back.outcome is Outcome.SENT
+    assert back.outcome is SendOutcome.SENT
     assert [m.message["Message-ID"] for m in smtp_server.handler.messages()] == ["<n1@doisoat>"]
 
 
 async def test_reconnects_when_the_server_dropped_the_session(
     email_channel: EmailChannel, smtp_server: FakeSmtpServer, make_message: MakeMessage
 ) -> None:
-    assert (await email_channel.send(make_message("n1"))).outcome is Outcome.SENT
+    assert (await email_channel.send(make_message("n1"))).outcome is SendOutcome.SENT
     smtp_server.stop()
     smtp_server.start()
     await asyncio.sleep(0.05)  # let the client's loop notice the closed socket
 
-    assert (await email_channel.send(make_message("n2"))).outcome is Outcome.SENT
+    assert (await email_channel.send(make_message("n2"))).outcome is SendOutcome.SENT
     assert email_channel.connections_opened == 2
     assert len(smtp_server.handler.messages()) == 2
 
@@ -105,10 +107,10 @@ async def test_reuses_one_connection_for_many_messages(
     messages = [make_message(f"n{i}") for i in range(300)]
 
     started = time.perf_counter()
-    results = await email_channel.send_many(messages)
+    results = [await email_channel.send(message) for message in messages]
     elapsed = time.perf_counter() - started
 
-    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert {r.outcome for r in results} == {SendOutcome.SENT}
     received = smtp_server.handler.messages()
     assert len(received) == 300
     assert len({m.peer for m in received}) == 1
@@ -121,7 +123,7 @@ async def test_concurrent_sends_share_the_connection(
 ) -> None:
     results = await asyncio.gather(*(email_channel.send(make_message(f"c{i}")) for i in range(40)))
 
-    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert {r.outcome for r in results} == {SendOutcome.SENT}
     ids = sorted(m.message["Message-ID"] for m in smtp_server.handler.messages())
     assert ids == sorted(f"<c{i}@doisoat>" for i in range(40))
     assert email_channel.connections_opened == 1
@@ -139,8 +141,8 @@ async def test_server_too_slow_is_retry_and_the_next_send_reconnects(
     finally:
         await channel.aclose()
 
-    assert slow.outcome is Outcome.RETRY and "Timeout" in slow.detail
-    assert fast.outcome is Outcome.SENT
+    assert slow.outcome is SendOutcome.RETRY and "Timeout" in slow.detail
+    assert fast.outcome is SendOutcome.SENT
     assert channel.connections_opened == 2  # the timed-out session was not reused
 
 
@@ -153,7 +155,7 @@ async def test_idle_session_is_probed_and_kept(
     monkeypatch.setattr(email_module, "IDLE_PROBE_SECONDS", 0.0)  # every send probes (NOOP)
 
     for i in range(3):
-        assert (await email_channel.send(make_message(f"n{i}"))).outcome is Outcome.SENT
+        assert (await email_channel.send(make_message(f"n{i}"))).outcome is SendOutcome.SENT
     assert email_channel.connections_opened == 1
     assert len(smtp_server.handler.messages()) == 3
 
@@ -161,8 +163,8 @@ async def test_idle_session_is_probed_and_kept(
 @pytest.mark.parametrize(
     ("reply", "outcome"),
     [
-        ("550 5.1.1 <anh.nv@tinh.gov.vn>: no such user", Outcome.FAILED),
-        ("450 4.2.1 busy", Outcome.RETRY),
+        ("550 5.1.1 <anh.nv@tinh.gov.vn>: no such user", SendOutcome.FAILED),
+        ("450 4.2.1 busy", SendOutcome.RETRY),
     ],
 )
 async def test_refused_recipient(
@@ -170,7 +172,7 @@ async def test_refused_recipient(
     smtp_server: FakeSmtpServer,
     make_message: MakeMessage,
     reply: str,
-    outcome: Outcome,
+    outcome: SendOutcome,
 ) -> None:
     smtp_server.handler.refuse["anh.nv@tinh.gov.vn"] = reply
 
@@ -181,7 +183,7 @@ async def test_refused_recipient(
     assert "anh.nv@" not in result.detail  # the address the server echoed is masked
     # The session survives a refused recipient (RSET) and serves the next message.
     assert (await email_channel.send(make_message(email="other@tinh.gov.vn"))).outcome is (
-        Outcome.SENT
+        SendOutcome.SENT
     )
     assert email_channel.connections_opened == 1
 
@@ -189,9 +191,9 @@ async def test_refused_recipient(
 async def test_no_or_invalid_address_fails_without_contacting_the_server(
     email_channel: EmailChannel, smtp_server: FakeSmtpServer, make_message: MakeMessage
 ) -> None:
-    assert (await email_channel.send(make_message(email=None))).outcome is Outcome.FAILED
+    assert (await email_channel.send(make_message(email=None))).outcome is SendOutcome.FAILED
     assert (await email_channel.send(make_message(email="not an address"))).outcome is (
-        Outcome.FAILED
+        SendOutcome.FAILED
     )
     assert email_channel.connections_opened == 0
     assert smtp_server.handler.messages() == []
@@ -237,9 +239,9 @@ async def test_starttls_and_auth(tmp_path: Path, make_message: MakeMessage) -> N
         good = EmailChannel(EmailSettings(**settings, password="mat-khau-dung"))
         bad = EmailChannel(EmailSettings(**settings, password="sai"))
         try:
-            assert (await good.send(make_message("t1"))).outcome is Outcome.SENT
+            assert (await good.send(make_message("t1"))).outcome is SendOutcome.SENT
             refused = await bad.send(make_message("t2"))
-            assert refused.outcome is Outcome.RETRY  # a settings problem, not the message's
+            assert refused.outcome is SendOutcome.RETRY  # a settings problem, not the message's
             assert "535" in refused.detail
         finally:
             await good.aclose()

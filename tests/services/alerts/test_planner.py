@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -14,6 +16,7 @@ from services.ingest.service import store_events
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
 from services.reconciler.worker import Reconciler
+from services.reconciler.writes import Change
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
 from shared.events import DossierEvent, parse_envelope
@@ -65,14 +68,18 @@ def reconciler(
     )
 
 
-OFFICERS = [
+# account, full name, role, email, Zalo user id, phone
+OfficerRow = tuple[str, str, str, str | None, str | None, str | None]
+OFFICERS: list[OfficerRow] = [
     ("tranthib.vpdkdd", "Trần Thị B", "handler", "b@x.vn", "uid-b", "84912345678"),
     ("lethic.motcua", "Lê Thị C", "desk", None, None, "84987654321"),
     ("phamvand.lanhdao", "Phạm Văn D", "leader", "d@x.vn", None, None),
 ]
 
 
-async def directory(engine: AsyncEngine, clock: Clock, officers=OFFICERS) -> None:
+async def directory(
+    engine: AsyncEngine, clock: Clock, officers: Sequence[OfficerRow] = OFFICERS
+) -> None:
     async with unit_of_work(engine, "test") as connection:
         await connection.execute(
             insert(Unit).values(
@@ -144,7 +151,7 @@ async def returned_but_open(engine: AsyncEngine, clock: Clock) -> None:
         await mark_for_reconcile(connection, [CODE], at=clock())
 
 
-async def outbox(engine: AsyncEngine) -> list:
+async def outbox(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as connection:
         return list(
             (
@@ -182,6 +189,30 @@ async def test_unreachable_handler_is_reported_to_the_units_leaders(
     unreachable = [r for r in await outbox(engine) if r.purpose == "unreachable"]
     assert [(r.recipient, r.channel) for r in unreachable] == [("phamvand.lanhdao", "email")]
     assert unreachable[0].content["unreachable"] == "tranthib.vpdkdd"
+
+
+async def test_severity_rises_only_upwards(
+    engine: AsyncEngine, clock: Clock, reconciler: Reconciler, planner: AlertPlanner
+) -> None:
+    """A severity change is told again only when it rose to critical, never when it fell."""
+    await directory(engine, clock)
+    await returned_but_open(engine, clock)
+    await reconciler.drain()
+    async with engine.connect() as connection:
+        found = (await connection.execute(select(Discrepancy))).one()
+
+    def changed_to(severity: str) -> Change:
+        return Change(
+            found.id, found.dossier_code, found.kind, severity, "severity_changed", found.unit_code
+        )
+
+    async with unit_of_work(engine, "test") as connection:
+        fell = await planner.on_changes(connection, [changed_to("warning")], now=clock())
+        rose = await planner.on_changes(connection, [changed_to("critical")], now=clock())
+    assert fell == 0
+    severity = [r for r in await outbox(engine) if r.purpose == "severity"]
+    assert rose == len(severity) > 0
+    assert sorted({r.recipient for r in severity}) == ["lethic.motcua", "tranthib.vpdkdd"]
 
 
 async def test_resolved_before_sending_cancels_and_tells_nobody(

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
 from services.alerts import routing
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ
+from shared.directory import Directory, OfficerRecord
 
 ALL = routing.EnabledChannels(email=True, zalo_oa=True, zalo_zns=True)
 TIMING = routing.Timing(timedelta(seconds=30), time(22, 0), time(6, 0))
 CALENDAR = WorkingCalendar()
 
 
-def contact(**fields: object) -> routing.Contact:
+def contact(**fields: object) -> OfficerRecord:
     base = {
         "account": "an",
         "full_name": "Nguyễn Văn An",
@@ -25,8 +26,9 @@ def contact(**fields: object) -> routing.Contact:
         "zalo_user_id": None,
         "phone": None,
         "active": True,
+        "updated_at": datetime(2024, 11, 6, tzinfo=UTC),
     }
-    return routing.Contact(**{**base, **fields})  # type: ignore[arg-type]
+    return OfficerRecord(**{**base, **fields})  # type: ignore[arg-type]
 
 
 def test_email_and_oa_when_both_are_known() -> None:
@@ -127,6 +129,27 @@ def test_critical_zalo_after_midnight_waits_for_six_the_same_morning() -> None:
     assert zalo == local(26, 6)
 
 
-def test_severity_rises_only_upwards() -> None:
-    assert routing.severity_rose("warning", "critical")
-    assert not routing.severity_rose("critical", "warning")
+OLD_UNIT, NEW_UNIT = "000.00.12.H08", "000.00.12.H49"  # the old code was merged into the new
+MERGED = Directory(parents={}, replacements={OLD_UNIT: NEW_UNIT, NEW_UNIT: None})
+STAFF = [
+    contact(account="old.handler", unit_code=OLD_UNIT, role="handler"),
+    contact(account="new.handler", unit_code=NEW_UNIT, role="handler"),
+    contact(account="new.desk", unit_code=NEW_UNIT, role="desk"),
+    contact(account="new.leader", unit_code=NEW_UNIT, role="leader"),
+    contact(account="new.retired", unit_code=NEW_UNIT, role="handler", active=False),
+]
+
+
+def test_officers_of_a_merged_code_are_the_successors_officers() -> None:
+    unit = MERGED.answering_unit(OLD_UNIT)
+    assert routing.officers_of(STAFF, unit, "leader", MERGED) == ["new.leader"]
+
+
+def test_officers_of_leave_out_inactive_officers_and_other_roles() -> None:
+    handlers = routing.officers_of(STAFF, NEW_UNIT, "handler", MERGED)
+    assert handlers == ["new.handler", "old.handler"]  # old.handler's code answers to NEW now
+    assert routing.officers_of(STAFF, NEW_UNIT, "desk", MERGED) == ["new.desk"]
+
+
+def test_no_unit_means_no_officers() -> None:
+    assert routing.officers_of(STAFF, None, "handler", MERGED) == []

@@ -9,16 +9,16 @@ import httpx
 import pytest
 
 from services.alerts.channels import CHANNELS
-from services.alerts.channels.base import Outcome, correlation_id, truncate_text
+from services.alerts.channels.base import SendOutcome, correlation_id, truncate_text
 from services.alerts.channels.zalo import (
     InMemoryTokenStore,
     TokenState,
     ZaloApi,
     ZaloOAChannel,
-    ZaloSettings,
     ZaloZNSChannel,
     normalize_phone,
 )
+from services.alerts.channels.zalo_settings import ZaloSettings
 from shared.clock import fixed_clock
 from tests.fakes.smtp_server import free_port
 from tests.fakes.zalo_server import FakeZaloServer, ZaloFakeState
@@ -41,7 +41,7 @@ async def test_oa_message_delivered(
 ) -> None:
     result = await oa_channel.send(make_message())
 
-    assert result.outcome is Outcome.SENT
+    assert result.outcome is SendOutcome.SENT
     [sent] = zalo.oa_messages
     assert sent["user_id"] == "4512903317480012345"
     assert sent["text"] == TEXT
@@ -54,7 +54,7 @@ async def test_oa_text_is_cut_to_zalo_limit(
 ) -> None:
     long_text = "Hồ sơ quá hạn chưa có văn bản xin lỗi. " * 100
 
-    assert (await oa_channel.send(make_message(text=long_text))).outcome is Outcome.SENT
+    assert (await oa_channel.send(make_message(text=long_text))).outcome is SendOutcome.SENT
     [sent] = zalo.oa_messages
     assert len(sent["text"]) <= 2000 and sent["text"].endswith("…")
 
@@ -64,7 +64,7 @@ async def test_zns_delivered_with_tracking_id(
 ) -> None:
     result = await zns_channel.send(make_message("n000123", phone="0912 345 678"))
 
-    assert result.outcome is Outcome.SENT
+    assert result.outcome is SendOutcome.SENT
     [sent] = zalo.zns_messages
     assert sent["phone"] == "84912345678"
     assert sent["template_id"] == TEMPLATE_ID
@@ -81,7 +81,7 @@ async def test_zns_tracking_id_of_an_unsafe_notification_id_is_accepted_and_stab
     notification_id = "outbox-2024-11-06/" + "x" * 60
 
     for _ in range(2):  # a retry carries the same tracking id
-        assert (await zns_channel.send(make_message(notification_id))).outcome is Outcome.SENT
+        assert (await zns_channel.send(make_message(notification_id))).outcome is SendOutcome.SENT
 
     first, second = (m["tracking_id"] for m in zalo.zns_messages)
     assert first == second == correlation_id(notification_id)
@@ -103,7 +103,7 @@ async def test_expired_token_mid_run_is_refreshed_and_rotated(
     expired_error: int,
 ) -> None:
     zalo.expired_error = expired_error
-    assert (await oa_channel.send(make_message("n1"))).outcome is Outcome.SENT
+    assert (await oa_channel.send(make_message("n1"))).outcome is SendOutcome.SENT
     first = token_store.state
     assert first is not None
 
@@ -111,7 +111,7 @@ async def test_expired_token_mid_run_is_refreshed_and_rotated(
     oa = await oa_channel.send(make_message("n2"))
     zns = await zns_channel.send(make_message("n3"))
 
-    assert (oa.outcome, zns.outcome) == (Outcome.SENT, Outcome.SENT)
+    assert (oa.outcome, zns.outcome) == (SendOutcome.SENT, SendOutcome.SENT)
     assert len(zalo.oa_messages) == 2 and len(zalo.zns_messages) == 1
     second = token_store.state
     assert second is not None and second.refresh_token != first.refresh_token
@@ -138,12 +138,12 @@ async def test_concurrent_sends_refresh_once(
     zalo_api: ZaloApi,
     make_message: MakeMessage,
 ) -> None:
-    assert (await oa_channel.send(make_message("warm"))).outcome is Outcome.SENT
+    assert (await oa_channel.send(make_message("warm"))).outcome is SendOutcome.SENT
     zalo.expire_access_tokens()
 
     results = await asyncio.gather(*(oa_channel.send(make_message(f"n{i}")) for i in range(20)))
 
-    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert {r.outcome for r in results} == {SendOutcome.SENT}
     assert zalo_api.tokens.refreshes == 2  # the warm-up and one after expiry, not twenty
     assert [outcome for _, outcome in zalo.refresh_attempts] == ["ok", "ok"]
 
@@ -155,7 +155,7 @@ async def test_token_refused_twice_is_retry_without_looping(
 
     result = await oa_channel.send(make_message())
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is SendOutcome.RETRY
     assert "-220" in result.detail
     assert len(zalo.refresh_attempts) == 2 and zalo.oa_messages == []
 
@@ -174,7 +174,7 @@ async def test_refused_refresh_is_retry_with_a_pause(
     finally:
         await channel.aclose()
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is SendOutcome.RETRY
     assert "refused" in result.detail and result.retry_after
     assert token_store.state is None and zalo.oa_messages == []
     assert [outcome for _, outcome in zalo.refresh_attempts] == ["bad_secret"]
@@ -205,7 +205,7 @@ async def test_rotated_refresh_token_survives_a_failed_save(
     finally:
         await channel.aclose()
 
-    assert (first.outcome, second.outcome) == (Outcome.RETRY, Outcome.SENT)
+    assert (first.outcome, second.outcome) == (SendOutcome.RETRY, SendOutcome.SENT)
     assert [outcome for _, outcome in zalo.refresh_attempts] == ["ok"]  # no second refresh
     assert store.state is not None and not zalo.is_used_refresh_token(store.state.refresh_token)
 
@@ -220,7 +220,7 @@ async def test_a_stored_token_is_used_without_refreshing(
     )
     channel = ZaloOAChannel(ZaloApi(zalo_settings, InMemoryTokenStore(stored)))
     try:
-        assert (await channel.send(make_message())).outcome is Outcome.SENT
+        assert (await channel.send(make_message())).outcome is SendOutcome.SENT
     finally:
         await channel.aclose()
     assert zalo.refresh_attempts == []
@@ -247,7 +247,7 @@ async def test_oa_cannot_reach_user_falls_back_to_zns(
 
     result = await oa_channel.send(make_message())
 
-    assert result.outcome is Outcome.FALLBACK_ZNS
+    assert result.outcome is SendOutcome.FALLBACK_ZNS
     assert str(code) in result.detail and zalo.oa_messages == []
 
 
@@ -258,7 +258,7 @@ async def test_phone_without_zalo_is_no_zalo(
 
     result = await zns_channel.send(make_message())
 
-    assert result.outcome is Outcome.NO_ZALO
+    assert result.outcome is SendOutcome.NO_ZALO
     assert zalo.zns_messages == []
 
 
@@ -280,7 +280,7 @@ async def test_oa_quota_is_retry_until_local_midnight(
     finally:
         await channel.aclose()
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is SendOutcome.RETRY
     assert result.retry_after == 14 * 3600
     assert channel.quota_exhausted
     assert channel.quota_resets_at == datetime(2024, 11, 6, 17, 0, tzinfo=UTC)
@@ -292,11 +292,11 @@ async def test_zns_quota_last_message_then_exhausted(
     zalo.zns_remaining = 1
 
     last = await zns_channel.send(make_message("n1"))
-    assert last.outcome is Outcome.SENT
+    assert last.outcome is SendOutcome.SENT
     assert zns_channel.quota_remaining == 0 and zns_channel.quota_exhausted
 
     refused = await zns_channel.send(make_message("n2"))
-    assert refused.outcome is Outcome.RETRY
+    assert refused.outcome is SendOutcome.RETRY
     assert refused.retry_after is not None and 0 < refused.retry_after <= 86400
     assert len(zalo.zns_messages) == 1
 
@@ -308,7 +308,7 @@ async def test_rate_limit_is_retry_with_a_hint(
 
     result = await oa_channel.send(make_message())
 
-    assert result.outcome is Outcome.RETRY and result.retry_after == 60
+    assert result.outcome is SendOutcome.RETRY and result.retry_after == 60
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
@@ -317,8 +317,8 @@ async def test_server_error_is_retry_then_delivered(
 ) -> None:
     zalo.fail_next = [status]
 
-    assert (await zns_channel.send(make_message())).outcome is Outcome.RETRY
-    assert (await zns_channel.send(make_message())).outcome is Outcome.SENT
+    assert (await zns_channel.send(make_message())).outcome is SendOutcome.RETRY
+    assert (await zns_channel.send(make_message())).outcome is SendOutcome.SENT
     assert len(zalo.zns_messages) == 1
 
 
@@ -332,8 +332,8 @@ async def test_connection_refused_is_retry(
     api = ZaloApi(settings, InMemoryTokenStore())
     oa, zns = ZaloOAChannel(api), ZaloZNSChannel(api)
     try:
-        assert (await oa.send(make_message())).outcome is Outcome.RETRY
-        assert (await zns.send(make_message())).outcome is Outcome.RETRY
+        assert (await oa.send(make_message())).outcome is SendOutcome.RETRY
+        assert (await zns.send(make_message())).outcome is SendOutcome.RETRY
     finally:
         await oa.aclose()
         await zns.aclose()
@@ -350,7 +350,7 @@ async def test_timeout_is_retry(
     finally:
         await channel.aclose()
 
-    assert result.outcome is Outcome.RETRY and "Timeout" in result.detail
+    assert result.outcome is SendOutcome.RETRY and "Timeout" in result.detail
 
 
 async def test_unknown_template_fails_with_zalo_code_and_message(
@@ -363,7 +363,7 @@ async def test_unknown_template_fails_with_zalo_code_and_message(
     finally:
         await channel.aclose()
 
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is SendOutcome.FAILED
     assert result.detail == "zalo error -109: Template ID invalid"
 
 
@@ -373,8 +373,8 @@ async def test_missing_recipient_fields_fail_without_calling_zalo(
     zalo: ZaloFakeState,
     make_message: MakeMessage,
 ) -> None:
-    assert (await oa_channel.send(make_message(zalo_user_id=None))).outcome is Outcome.FAILED
-    assert (await zns_channel.send(make_message(phone="12ab"))).outcome is Outcome.FAILED
+    assert (await oa_channel.send(make_message(zalo_user_id=None))).outcome is SendOutcome.FAILED
+    assert (await zns_channel.send(make_message(phone="12ab"))).outcome is SendOutcome.FAILED
     assert zalo.refresh_attempts == []
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import orjson
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from shared.clock import fixed_clock
 from shared.config import BaseDoisoatSettings
 from tests.conftest import (
@@ -31,7 +32,9 @@ def metric(outcome: str) -> float:
     return value or 0.0
 
 
-async def post(client: httpx.AsyncClient, items: list, key: str = SOURCE_KEY) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, items: list[dict[str, Any]], key: str = SOURCE_KEY
+) -> httpx.Response:
     return await client.post("/api/v1/events", json=items, headers=bearer(key))
 
 

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.config import IngestSettings
@@ -65,11 +66,11 @@ def new_topic(broker: Broker, partitions: int = 3) -> str:
     return name
 
 
-def keyed(envelopes: Iterable[dict]) -> list[Message]:
+def keyed(envelopes: Iterable[dict[str, Any]]) -> list[Message]:
     return [(e["data"]["MaHoSo"].encode(), encode(e)) for e in envelopes]
 
 
-async def scalar(engine: AsyncEngine, statement) -> object:
+async def scalar(engine: AsyncEngine, statement: Executable) -> object:
     async with engine.connect() as connection:
         return (await connection.execute(statement)).scalar_one()
 
@@ -107,11 +108,11 @@ def dead_letter_count(reason: str) -> float:
     return value or 0.0
 
 
-def _envelope(**changes: object) -> dict:
+def _envelope(**changes: object) -> dict[str, Any]:
     envelope = snapshot(dossier_code(1), event_id=f"e-{uuid.uuid4().hex}", emitted_at=BASE_TIME)
     data_changes = changes.pop("data", {})
     envelope.update(changes)
-    envelope["data"].update(data_changes)  # type: ignore[arg-type]
+    envelope["data"].update(data_changes)
     return envelope
 
 

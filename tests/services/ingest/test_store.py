@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.service import DeadLetterRecord, store_dead_letters, store_events
+from services.ingest.service import (
+    DeadLetterRecord,
+    EventOutcome,
+    store_dead_letters,
+    store_events,
+)
 from shared.db import unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, Reason, Rejection, parse_envelope
@@ -18,13 +24,13 @@ from tests.factories import BASE_TIME, dossier_code, progress, snapshot
 CODE = dossier_code(42)
 
 
-def event(envelope: dict) -> DossierEvent:
+def event(envelope: dict[str, Any]) -> DossierEvent:
     parsed = parse_envelope(envelope)
     assert isinstance(parsed, DossierEvent), parsed
     return parsed
 
 
-async def store(engine: AsyncEngine, *envelopes: dict) -> dict[str, str]:
+async def store(engine: AsyncEngine, *envelopes: dict[str, Any]) -> dict[str, EventOutcome]:
     async with unit_of_work(engine, "test") as connection:
         result = await store_events(connection, [event(e) for e in envelopes], now=TEST_NOW)
     return result.outcomes

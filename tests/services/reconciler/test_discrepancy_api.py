@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +18,7 @@ OLD_UNIT = "000.00.05.H08"  # merged into MY_UNIT
 OTHER_UNIT = "000.00.13.H08"
 
 
-async def seed(engine: AsyncEngine, *rows: dict) -> list[int]:
+async def seed(engine: AsyncEngine, *rows: dict[str, Any]) -> list[int]:
     async with unit_of_work(engine, "test") as connection:
         await connection.execute(
             insert(Unit),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,7 +45,7 @@ def reconciler(engine: AsyncEngine, database_url: str, clock: MutableClock) -> I
     yield Reconciler(settings, engine, clock)
 
 
-async def ingest(engine: AsyncEngine, clock: MutableClock, *envelopes: dict) -> None:
+async def ingest(engine: AsyncEngine, clock: MutableClock, *envelopes: dict[str, Any]) -> None:
     events = [parse_envelope(envelope) for envelope in envelopes]
     assert all(isinstance(event, DossierEvent) for event in events)
     async with unit_of_work(engine, "test") as connection:
@@ -77,7 +78,7 @@ async def desk_report(
         await mark_for_reconcile(connection, [code], at=clock())
 
 
-async def discrepancies(engine: AsyncEngine) -> list:
+async def discrepancies(engine: AsyncEngine) -> list[Row[Any]]:
     async with engine.connect() as connection:
         return list((await connection.execute(select(Discrepancy).order_by(Discrepancy.id))).all())
 

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -99,7 +101,7 @@ def facts(draw: st.DrawFn) -> list[tuple[str, object]]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list, list[int], datetime]:
+def scenarios(draw: st.DrawFn) -> tuple[list[tuple[str, object]], list[int], datetime]:
     items = draw(facts())
     order = draw(st.permutations(range(len(items))))
     drains = draw(st.lists(st.integers(0, len(items)), max_size=3))
@@ -133,10 +135,12 @@ async def unresolved(engine: AsyncEngine) -> set[tuple[str, str, str]]:
                 Discrepancy.status != "resolved"
             )
         )
-        return {tuple(row) for row in rows.all()}
+        return {(code, kind, severity) for code, kind, severity in rows.all()}
 
 
-async def pure_findings(engine: AsyncEngine, reconciler: Reconciler, now: datetime) -> set:
+async def pure_findings(
+    engine: AsyncEngine, reconciler: Reconciler, now: datetime
+) -> set[tuple[str, str, str]]:
     async with engine.connect() as connection:
         dossiers = {r.code: r for r in (await connection.execute(select(Dossier))).all()}
         reports: dict[str, list[rules.DeskReport]] = {}
@@ -144,7 +148,7 @@ async def pure_findings(engine: AsyncEngine, reconciler: Reconciler, now: dateti
             reports.setdefault(r.dossier_code, []).append(
                 rules.DeskReport(r.report_id, r.kind, r.occurred_at, r.officer)
             )
-    expected = set()
+    expected: set[tuple[str, str, str]] = set()
     for code in set(dossiers) | set(reports):
         row = dossiers.get(code)
         for finding in rules.evaluate(
@@ -178,7 +182,10 @@ def sqlite_urls(sqlite_template: Path, tmp_path: Path) -> list[str]:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def urls(request: pytest.FixtureRequest) -> list[str]:
-    return request.getfixturevalue("pg_urls" if request.param == "postgresql" else "sqlite_urls")
+    return cast(
+        list[str],
+        request.getfixturevalue("pg_urls" if request.param == "postgresql" else "sqlite_urls"),
+    )
 
 
 @pytest.fixture
@@ -196,12 +203,12 @@ async def engines(urls: list[str]) -> AsyncIterator[tuple[AsyncEngine, AsyncEngi
 async def test_unresolved_discrepancies_depend_on_the_facts_not_their_arrival(
     engines: tuple[AsyncEngine, AsyncEngine],
     urls: list[str],
-    first: tuple[list, list[int], datetime],
-    second_order: object,
+    first: tuple[list[tuple[str, object]], list[int], datetime],
+    second_order: random.Random,
 ) -> None:
     items, drains, final = first
     shuffled = list(items)
-    second_order.shuffle(shuffled)  # type: ignore[attr-defined]
+    second_order.shuffle(shuffled)
     results = []
     for engine, url, arrival, drain_points in (
         (engines[0], urls[0], items, drains),

@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.app.commands.purge import purge_command
+from services.app.console import run_async
 from services.reconciler.retention import (
     PURGED_MARKER,
     PersonalDataRetention,
-    purge_command,
     purge_personal_data,
     purge_with_engine,
     retention_cutoff,
-    run_purge,
 )
 from shared.clock import VN_TZ, fixed_clock
 from shared.db import unit_of_work
@@ -36,7 +36,8 @@ from tests.factories import dossier_code, progress, snapshot
 MONTHS = 24
 NAME = "Nguyễn Thị Bích Ngọc"
 ID_NUMBER = "079304001234"
-PERSONAL = {"ChuHoSo": NAME, "SoGiayToChuHoSo": ID_NUMBER}
+# Extra DVCQG data fields, passed on through snapshot(**fields).
+PERSONAL: dict[str, Any] = {"ChuHoSo": NAME, "SoGiayToChuHoSo": ID_NUMBER}
 
 
 def at(year: int, month: int, day: int) -> datetime:
@@ -331,7 +332,8 @@ async def test_purge_command_reports_in_vietnamese(
     # The synchronous entry the CLI calls runs its own event loop.
     again: list[str] = []
     second = await asyncio.to_thread(
-        run_purge, database_url, months=MONTHS, echo=again.append, clock=fixed_clock(TEST_NOW)
+        run_async,
+        purge_command(database_url, months=MONTHS, echo=again.append, clock=fixed_clock(TEST_NOW)),
     )
     assert (second.dossiers, second.events) == (0, 0)
     assert again[-1].startswith("Đã xóa dữ liệu cá nhân của 0 hồ sơ đã đóng trên 24 tháng")

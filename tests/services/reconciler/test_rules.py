@@ -15,9 +15,7 @@ from services.reconciler.rules import (
     DeskReport,
     DossierFacts,
     Finding,
-    Kind,
     RuleSettings,
-    Severity,
     due_soon_from,
     evaluate,
     next_change,
@@ -26,9 +24,11 @@ from services.reconciler.rules import (
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ
 from shared.dvcqg import effective_due_at
+from shared.vocabulary import Kind, Severity
+from tests.factories import default_rule_settings
 
 CALENDAR = WorkingCalendar()
-SETTINGS = RuleSettings()
+SETTINGS = default_rule_settings()
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 

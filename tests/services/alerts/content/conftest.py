@@ -12,19 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import ack_router
 from services.alerts.channels.base import Recipient
-from services.alerts.content import alert_content
+from services.alerts.content.wording import alert_content
 from services.alerts.links import AckLinks
-from services.api.app import create_app
-from services.reconciler.rules import (
-    DeskReport,
-    DossierFacts,
-    Kind,
-    RuleSettings,
-    evaluate,
-)
+from services.app.asgi import create_app
+from services.reconciler.rules import DeskReport, DossierFacts, evaluate
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ, fixed_clock
+from shared.vocabulary import Kind
 from tests.conftest import TEST_NOW, make_settings
+from tests.factories import default_rule_settings
 
 UNIT = "000.00.12.H08"
 UNIT_NAME = "Văn phòng đăng ký đất đai tỉnh"
@@ -82,7 +78,9 @@ SCENARIOS: dict[Kind, tuple[DossierFacts | None, list[DeskReport], datetime]] = 
 def discrepancy(kind: Kind, ident: int = 42, code: str = CODE, **overrides: Any) -> dict[str, Any]:
     """A discrepancy row (as ``dict(row._mapping)``) for what the rules find in the scenario."""
     facts, reports, now = SCENARIOS[kind]
-    found = evaluate(facts, reports, now=now, calendar=WorkingCalendar(), settings=RuleSettings())
+    found = evaluate(
+        facts, reports, now=now, calendar=WorkingCalendar(), settings=default_rule_settings()
+    )
     [finding] = [f for f in found if f.kind == kind]
     row = {
         "id": ident,
@@ -129,7 +127,7 @@ def dossier(
     }
 
 
-def content(kind: Kind, ident: int = 42, code: str = CODE, **dossier_fields: Any) -> dict:
+def content(kind: Kind, ident: int = 42, code: str = CODE, **dossier_fields: Any) -> dict[str, Any]:
     return alert_content(
         discrepancy=discrepancy(kind, ident, code),
         dossier=None if kind == Kind.NOT_IN_SYSTEM else dossier(code, **dossier_fields),

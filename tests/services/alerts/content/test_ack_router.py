@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.reconciler.rules import Kind
 from shared.clock import fixed_clock
 from shared.db import unit_of_work
 from shared.models import Discrepancy, DiscrepancyHistory, Dossier, Unit
+from shared.vocabulary import Kind
 from tests.conftest import TEST_NOW
 from tests.services.alerts.content.conftest import (
     APPLICANT,

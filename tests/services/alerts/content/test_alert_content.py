@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from services.alerts.content import alert_content, mask_applicant
-from services.reconciler.rules import Kind
+from services.alerts.content.wording import alert_content, mask_applicant
+from shared.vocabulary import Kind
 from tests.services.alerts.content.conftest import (
     APPLICANT,
     CODE,

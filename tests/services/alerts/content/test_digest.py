@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.alerts.channels.base import Message
-from services.alerts.content import DIGEST_TABLE_ROWS, ZALO_TEXT_LIMIT, render
+from services.alerts.content.rendering import render
+from services.alerts.content.views import DIGEST_TABLE_ROWS
+from services.alerts.content.zalo_messages import ZALO_TEXT_LIMIT
 from tests.services.alerts.content.conftest import RECIPIENT, UNIT, UNIT_NAME
 
 

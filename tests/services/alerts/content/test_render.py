@@ -10,15 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.alerts.channels.base import Message
-from services.alerts.content import (
-    ACK_PURPOSES,
-    PURPOSES,
-    ZALO_TEXT_LIMIT,
-    ZNS_VALUE_LIMIT,
-    alert_content,
-    render,
-)
-from services.reconciler.rules import Kind
+from services.alerts.content.rendering import ACK_PURPOSES, PURPOSES, render
+from services.alerts.content.wording import alert_content
+from services.alerts.content.zalo_messages import ZALO_TEXT_LIMIT, ZNS_VALUE_LIMIT
+from shared.vocabulary import Kind
 from tests.services.alerts.content.conftest import (
     CODE,
     HANDLER,

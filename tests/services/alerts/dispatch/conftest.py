@@ -92,7 +92,7 @@ async def add_officer(
 
 async def add_rows(engine: AsyncEngine, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert outbox rows (keys: recipient, channel, address, and optionally the others)."""
-    ids = []
+    ids: list[int] = []
     async with engine.begin() as connection:
         for row in rows:
             values = {

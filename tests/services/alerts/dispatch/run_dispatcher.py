@@ -18,10 +18,11 @@ import signal
 from datetime import timedelta
 
 from services.alerts.channels.email import EmailChannel, EmailSettings
-from services.alerts.dispatcher import Dispatcher, DispatchSettings
+from services.alerts.dispatcher import Dispatcher
 from shared.clock import system_clock
 from shared.db import create_engine
 from tests.services.alerts.dispatch.plain_render import render
+from tests.services.alerts.dispatch.tuning import dispatch_settings
 
 
 async def main() -> None:
@@ -34,7 +35,7 @@ async def main() -> None:
             timeout=5,
         )
     )
-    settings = DispatchSettings(
+    settings = dispatch_settings(
         batch_size=int(os.environ.get("DISPATCH_BATCH_SIZE", "200")),
         poll_interval=timedelta(seconds=float(os.environ.get("DISPATCH_POLL_SECONDS", "0.1"))),
         lease=timedelta(seconds=float(os.environ.get("DISPATCH_LEASE_SECONDS", "300"))),

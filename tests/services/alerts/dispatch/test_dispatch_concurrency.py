@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from services.alerts.channels.email import EmailChannel, EmailSettings
-from services.alerts.dispatcher import Dispatcher, DispatchSettings
+from services.alerts.dispatcher import Dispatcher
 from shared.db import create_engine
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.services.alerts.dispatch.conftest import (
@@ -30,6 +30,7 @@ from tests.services.alerts.dispatch.conftest import (
     outbox_rows,
 )
 from tests.services.alerts.dispatch.plain_render import render
+from tests.services.alerts.dispatch.tuning import dispatch_settings
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -62,7 +63,7 @@ async def test_two_dispatchers_send_every_row_exactly_once(
                 clock=clock,
                 channels={"email": channel},
                 renderer=render,
-                settings=DispatchSettings(batch_size=50),
+                settings=dispatch_settings(batch_size=50),
             )
             for engine, channel in zip(engines, channels, strict=True)
         ]

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.channels.base import Channel, Message, SendResult
 from services.alerts.channels.email import EmailChannel, EmailSettings
-from services.alerts.dispatcher import Dispatcher, DispatchSettings, recipient_of
+from services.alerts.dispatcher import Dispatcher
+from services.alerts.officers import recipient_of
 from tests.conftest import TEST_NOW
 from tests.fakes.smtp_server import FakeSmtpServer
 from tests.services.alerts.dispatch.conftest import (
@@ -23,9 +24,10 @@ from tests.services.alerts.dispatch.conftest import (
     add_rows,
     message_row_id,
     outbox_rows,
-    render,
     sample,
 )
+from tests.services.alerts.dispatch.plain_render import render
+from tests.services.alerts.dispatch.tuning import dispatch_settings
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def dispatcher(
         clock=clock,
         channels=channels,
         renderer=renderer,  # type: ignore[arg-type]
-        settings=DispatchSettings(**settings),  # type: ignore[arg-type]
+        settings=dispatch_settings(**settings),
         rng=random.Random(7),
     )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.channels.base import Channel
@@ -16,10 +17,10 @@ from services.alerts.channels.zalo import (
     TokenState,
     ZaloApi,
     ZaloOAChannel,
-    ZaloSettings,
     ZaloZNSChannel,
 )
-from services.alerts.dispatcher import Dispatcher, DispatchSettings
+from services.alerts.channels.zalo_settings import ZaloSettings
+from services.alerts.dispatcher import Dispatcher
 from services.alerts.token_store import DatabaseTokenStore
 from shared.clock import VN_TZ
 from shared.models import ZaloToken
@@ -32,9 +33,10 @@ from tests.services.alerts.dispatch.conftest import (
     add_row,
     add_rows,
     outbox_rows,
-    render,
     sample,
 )
+from tests.services.alerts.dispatch.plain_render import render
+from tests.services.alerts.dispatch.tuning import dispatch_settings
 
 UID = "4512903317480012345"
 PHONE = "0912345678"
@@ -74,12 +76,12 @@ def dispatcher(
         clock=clock,
         channels=channels,
         renderer=render,
-        settings=DispatchSettings(),
+        settings=dispatch_settings(),
         rng=random.Random(7),
     )
 
 
-async def stored_token(engine: AsyncEngine) -> ZaloToken:
+async def stored_token(engine: AsyncEngine) -> Row[Any]:
     async with engine.connect() as connection:
         return (await connection.execute(select(ZaloToken))).one()
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from tests.conftest import ADMIN_KEY, TEST_NOW, bearer, make_settings
 
 

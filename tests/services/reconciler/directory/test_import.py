@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import httpx
 import pytest
 
@@ -30,10 +32,10 @@ async def send_csv(client: httpx.AsyncClient, text: str, *, bom: bool = True) ->
     )
 
 
-async def officer(client: httpx.AsyncClient, account: str) -> dict:
+async def officer(client: httpx.AsyncClient, account: str) -> dict[str, Any]:
     answer = await client.get(f"/api/v1/officers/{account}", headers=ADMIN)
     assert answer.status_code == 200
-    return answer.json()
+    return cast(dict[str, Any], answer.json())
 
 
 async def test_clean_file_is_accepted_with_normalised_fields(client: httpx.AsyncClient) -> None:

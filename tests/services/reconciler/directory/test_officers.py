@@ -167,7 +167,7 @@ async def test_officer_list_filters_by_unit_role_and_activity(client: httpx.Asyn
     await put_officer(client, "c.gone", active=False)
     await put_officer(client, "d.elsewhere", unit_code="000.00.13.H08")
 
-    async def accounts(**params: object) -> list[str]:
+    async def accounts(**params: str) -> list[str]:
         answer = await client.get("/api/v1/officers", params=params, headers=ADMIN)
         assert answer.status_code == 200
         assert answer.json()["total"] == len(answer.json()["items"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -113,7 +115,9 @@ async def test_unit_cannot_point_at_itself(client: httpx.AsyncClient, field: str
         (OLD, {"name": "x", "parnet_code": PROVINCE}),
     ],
 )
-async def test_malformed_unit_is_422(client: httpx.AsyncClient, code: str, body: dict) -> None:
+async def test_malformed_unit_is_422(
+    client: httpx.AsyncClient, code: str, body: dict[str, Any]
+) -> None:
     answer = await client.put(f"/api/v1/units/{code}", json=body, headers=ADMIN)
 
     assert answer.status_code == 422
@@ -152,7 +156,9 @@ async def test_unit_list_is_paged_by_code(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("params", [{"limit": 501}, {"limit": 0}, {"offset": -1}])
-async def test_out_of_range_paging_is_422(client: httpx.AsyncClient, params: dict) -> None:
+async def test_out_of_range_paging_is_422(
+    client: httpx.AsyncClient, params: dict[str, int]
+) -> None:
     answer = await client.get("/api/v1/units", params=params, headers=ADMIN)
 
     assert answer.status_code == 422
@@ -172,7 +178,7 @@ DIRECTORY_CALLS = [
 @pytest.mark.parametrize(("method", "url", "options"), DIRECTORY_CALLS)
 @pytest.mark.parametrize("key", [DESK_KEY, OFFICER_KEY])
 async def test_non_admin_keys_are_403(
-    client: httpx.AsyncClient, method: str, url: str, options: dict, key: str
+    client: httpx.AsyncClient, method: str, url: str, options: dict[str, Any], key: str
 ) -> None:
     answer = await client.request(method, url, headers=bearer(key), **options)
 
@@ -181,7 +187,7 @@ async def test_non_admin_keys_are_403(
 
 @pytest.mark.parametrize(("method", "url", "options"), DIRECTORY_CALLS)
 async def test_no_key_is_401(
-    client: httpx.AsyncClient, method: str, url: str, options: dict
+    client: httpx.AsyncClient, method: str, url: str, options: dict[str, Any]
 ) -> None:
     answer = await client.request(method, url, **options)
 

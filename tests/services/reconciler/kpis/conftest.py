@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from services.ingest.service import store_events
 from shared.clock import VN_TZ, fixed_clock
 from shared.config import ApiKey, BaseDoisoatSettings
@@ -103,7 +103,7 @@ def discrepancy(code: str, kind: str, *, status: str, unit: str) -> dict[str, An
     }
 
 
-def unit(code: str, *, parent: str | None = None, replaced_by: str | None = None) -> dict:
+def unit(code: str, *, parent: str | None = None, replaced_by: str | None = None) -> dict[str, Any]:
     return {
         "code": code,
         "name": f"Đơn vị {code}",

@@ -11,16 +11,28 @@ from hypothesis import strategies as st
 from services.reconciler.kpis.formulas import (
     DeskReportInput,
     KpiInput,
+    KpiTally,
     Period,
     PeriodError,
+    UnitKpis,
     check_period,
-    compute,
     discrepancy_counts,
     end_moment,
     is_on_time,
     percent,
 )
 from shared.clock import VN_TZ
+
+
+def compute(rows: list[KpiInput], reports: list[DeskReportInput], period: Period) -> UnitKpis:
+    """The KPIs of one unit, fed to the tally as the service feeds it."""
+    tally = KpiTally(period)
+    for row in rows:
+        tally.add_dossier(row)
+    for report in reports:
+        tally.add_report(report)
+    return tally.result()
+
 
 OCTOBER = Period(date(2024, 10, 1), date(2024, 10, 31))
 PERIOD_END = datetime(2024, 11, 1, tzinfo=VN_TZ)

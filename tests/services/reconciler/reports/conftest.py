@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.app import create_app
+from services.app.asgi import create_app
 from services.reconciler.reports import router as reports_router
 from shared.clock import fixed_clock
 from shared.db import unit_of_work

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -83,14 +84,14 @@ def imports(draw: st.DrawFn) -> tuple[list[Row], list[bytes]]:
     return rows, files
 
 
-def expected(rows: list[Row]) -> set[tuple]:
+def expected(rows: list[Row]) -> set[tuple[Any, ...]]:
     return {
         (code, kind, moment.astimezone(UTC), officer, UNIT, note or None, "csv", TEST_NOW)
         for code, kind, moment, officer, note in rows
     }
 
 
-def contents(stored: list[dict]) -> set[tuple]:
+def contents(stored: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return {
         (
             row["dossier_code"],
@@ -118,7 +119,7 @@ async def test_any_order_and_any_number_of_imports_leave_the_same_reports(
     rows, files = case
     await clear_reports(engine)
     accepted = 0
-    first: list[dict] | None = None
+    first: list[dict[str, Any]] | None = None
     for data in files:
         answer = await import_csv(reports_client, data)
         assert answer.status_code == 200, answer.text

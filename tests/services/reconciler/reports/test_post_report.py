@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import unit_of_work
@@ -145,7 +146,7 @@ async def test_desk_key_covers_a_unit_its_unit_replaced(
 ) -> None:
     async with unit_of_work(engine, "test") as connection:
         await connection.execute(
-            Unit.__table__.insert(),
+            insert(Unit),
             [
                 {
                     "code": "000.00.12.H08",
@@ -196,7 +197,7 @@ async def test_duplicate_report_does_not_mark_again(
 ) -> None:
     await post(reports_client, report())
     async with unit_of_work(engine, "test") as connection:  # the reconciler judged it
-        await connection.execute(ReconcileSchedule.__table__.delete())
+        await connection.execute(delete(ReconcileSchedule))
     assert (await post(reports_client, report())).status_code == 200
     assert await schedule(engine) == {}
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.reconciler import rules
 from services.reconciler.reports import service
 from tests.services.reconciler.reports.conftest import import_csv, register
 
@@ -69,12 +68,3 @@ def test_report_read_shows_every_field_with_moments_in_vietnam_time() -> None:
         "channel": "csv",
         "received_at": "2024-11-06T10:00:00+07:00",
     }
-
-
-def test_desk_report_is_what_the_rules_read() -> None:
-    assert service.desk_report(stored_row()) == rules.DeskReport(
-        report_id="r1",
-        kind="returned",
-        occurred_at=datetime(2024, 10, 30, 3, 40, tzinfo=UTC),
-        officer="lethic.motcua",
-    )

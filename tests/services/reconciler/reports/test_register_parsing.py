@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -95,8 +96,13 @@ def test_report_id_is_derived_from_the_key_as_an_instant() -> None:
         {"occurred_at": datetime(2024, 10, 30, 3, 41, tzinfo=UTC)},
     ],
 )
-def test_report_id_changes_with_every_part_of_the_key(change: dict) -> None:
-    key = {"unit_code": UNIT, "dossier_code": CODE, "kind": "returned", "occurred_at": AT_0340Z}
+def test_report_id_changes_with_every_part_of_the_key(change: dict[str, Any]) -> None:
+    key: dict[str, Any] = {
+        "unit_code": UNIT,
+        "dossier_code": CODE,
+        "kind": "returned",
+        "occurred_at": AT_0340Z,
+    }
     assert row_report_id(**key) != row_report_id(**{**key, **change})
 
 

@@ -1,0 +1,1 @@
+"""How doisoat is launched: the CLI, the ASGI assembly, the process wiring and the demo."""

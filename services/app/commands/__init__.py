@@ -1,0 +1,1 @@
+"""The ``doisoat`` commands, one module per group; :mod:`services.app.cli` mounts them."""

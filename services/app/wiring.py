@@ -1,0 +1,139 @@
+"""Process wiring: which background loops a process runs, and serving them with the ASGI app.
+
+In one process (``doisoat run``) new facts wake the reconciler, and the reconciler's changes
+write the alerts outbox through the change hook; run apart, each loop polls the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.alerts.config import AlertsSettings
+from services.alerts.planner import AlertPlanner
+from services.alerts.worker import AlertsWorker
+from services.app.asgi import Worker, create_app
+from services.app.console import load_settings, open_database, run_async
+from services.ingest.config import IngestSettings
+from services.ingest.consumer import KafkaIngestor
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.worker import ChangeHook, Reconciler
+from services.reconciler.writes import Change
+from shared.clock import system_clock
+from shared.config import BaseDoisoatSettings
+
+WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
+log = logging.getLogger("doisoat")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising the caught signal after its graceful shutdown.
+
+    uvicorn restores the default handlers and raises SIGTERM again once it has shut down, which
+    kills the process with status -15 before the engine is disposed. A stop that completed its
+    work should exit 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {
+            handled: signal.signal(handled, self.handle_exit)
+            for handled in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for handled, handler in originals.items():
+                signal.signal(handled, handler)
+
+
+def serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: bool) -> None:
+    """Serve the app (``/metrics``, ``/healthz``, ``/readyz`` included) and ``workers``."""
+
+    async def main() -> None:
+        async with open_database(settings.database_url) as engine:
+            built = workers(engine)
+            readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
+            wake = next((w.wake for w in built if isinstance(w, Reconciler)), None)
+            application = create_app(
+                settings,
+                engine=engine,
+                clock=system_clock,
+                workers=built,
+                serve_api=serve_api,
+                readiness=readiness,
+                on_new_facts=wake or (lambda: None),
+            )
+            config = uvicorn.Config(
+                application,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            log.info(
+                "serving",
+                extra={
+                    "port": settings.http_port,
+                    "api": serve_api,
+                    "workers": [w.name for w in built],
+                },
+            )
+            await _Server(config).serve()
+
+    run_async(main())
+
+
+def workers(
+    ingest_settings: IngestSettings | None,
+    reconciler_settings: ReconcilerSettings | None,
+    alerts_settings: AlertsSettings | None,
+) -> WorkerFactory:
+    """The background loops of a process; in one process, new facts wake the reconciler.
+
+    The reconciler writes the alerts outbox in its own transactions whenever a channel is
+    configured, whether or not this process also runs the dispatcher.
+    """
+
+    planner_settings = alerts_settings or load_settings(AlertsSettings)
+
+    def build(engine: AsyncEngine) -> list[Worker]:
+        built: list[Worker] = []
+        reconciler = None
+        planner = AlertPlanner(planner_settings)
+        if reconciler_settings is not None:
+            hook = outbox_hook(planner) if planner.active else None
+            reconciler = Reconciler(reconciler_settings, engine, system_clock, on_changes=hook)
+            built.append(reconciler)
+        if alerts_settings is not None:
+            built.append(AlertsWorker(alerts_settings, engine, system_clock, planner))
+        if ingest_settings is not None and ingest_settings.kafka_enabled:
+            built.append(
+                KafkaIngestor(
+                    ingest_settings,
+                    engine,
+                    system_clock,
+                    on_committed=reconciler.wake if reconciler else None,
+                )
+            )
+        return built
+
+    return build
+
+
+def outbox_hook(planner: AlertPlanner) -> ChangeHook:
+    """The reconciler-to-alerts hand-off: changes become outbox rows in the same transaction."""
+
+    async def write_outbox(
+        connection: AsyncConnection, changes: Sequence[Change], now: datetime
+    ) -> int:
+        return await planner.on_changes(connection, changes, now=now)
+
+    return write_outbox

@@ -1,0 +1,1 @@
+"""Reading one dossier's whole story: its state, steps, desk reports and discrepancies."""

@@ -1,0 +1,1 @@
+"""The HTTP toolkit every router imports: dependencies, body limits, error handlers."""
