@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,6 +67,7 @@ from bench.common.sampling import ProcessSampler
 from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
+from services.reconciler.service import Judgement
 from services.reconciler.worker import Reconciler
 from shared.clock import system_clock
 from shared.db import create_engine, unit_of_work
@@ -388,9 +389,9 @@ class TimedChunks:
         self.durations: list[float] = []
         original = reconciler.reconcile_chunk
 
-        async def timed() -> int:
+        async def timed(on_chunk: Callable[[Judgement], None] | None = None) -> int:
             started = time.perf_counter()
-            count = await original()
+            count = await original(on_chunk)
             if count:
                 self.durations.append(time.perf_counter() - started)
             return count

@@ -51,6 +51,9 @@ class BaseDoisoatSettings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     api_keys: list[ApiKey] = Field(default_factory=list)
     ack_link_max_age_hours: float = Field(default=168, gt=0)
+    # Where dossier events stream from; also tells the reconciler whether to wait for the
+    # ingest watermark (contract §4). Kafka consumption is off when unset.
+    kafka_bootstrap_servers: str | None = None
     office_hours: str = "07:00-11:30,13:30-17:00"
     calendar_overrides: dict[date, bool] = Field(default_factory=dict)
 
@@ -59,6 +62,10 @@ class BaseDoisoatSettings(BaseSettings):
     def _office_hours_parse(cls, value: str) -> str:
         WorkingCalendar.parse_office_hours(value)
         return value
+
+    @property
+    def kafka_enabled(self) -> bool:
+        return bool(self.kafka_bootstrap_servers)
 
     def calendar(self) -> WorkingCalendar:
         """The working-day calendar every service judges time with (office hours, holidays)."""

@@ -8,13 +8,14 @@ is reachable from C: C itself, its ancestors, the units that replaced it, and th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.clock import VN_TZ
 from shared.models import Officer, Unit
 
 MAX_DEPTH = 64
@@ -38,6 +39,10 @@ class OfficerRecord:
     def of(cls, row: Any) -> OfficerRecord:
         """A row of the ``officers`` table (every column) as a record."""
         return cls(**row._mapping)
+
+    def in_local_time(self) -> OfficerRecord:
+        """As the API shows it: ``updated_at`` in Vietnam time, with its offset."""
+        return replace(self, updated_at=self.updated_at.astimezone(VN_TZ))
 
 
 OFFICER_COLUMNS = tuple(Officer.__table__.columns)

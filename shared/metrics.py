@@ -41,6 +41,12 @@ INGEST_CONSUMER_LAG = Gauge(
     "Messages in the partition not yet consumed by this process (highwater - position).",
     ["topic", "partition"],
 )
+INGEST_WATERMARK_LAG = Gauge(
+    "doisoat_ingest_watermark_lag_seconds",
+    "now - the ingest watermark (how far behind the stream the database is): 0 when every "
+    "partition is read to its high-water mark or Kafka is off, +Inf when unknown (no report "
+    "from a partition for the staleness limit, or before the first poll).",
+)
 INGEST_COMMIT_FAILURES = Counter(
     "doisoat_ingest_offset_commit_failures_total",
     "Offset commits that failed (rebalance); the messages will be redelivered, harmlessly.",

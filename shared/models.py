@@ -11,13 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -157,9 +160,68 @@ class ReconcileSchedule(Base):
     """
 
     __tablename__ = "reconcile_schedule"
+    __table_args__ = (
+        Index(
+            "ix_reconcile_schedule_due",
+            "check_at",
+            postgresql_where=text("NOT waits_for_watermark"),
+            sqlite_where=text("NOT waits_for_watermark"),
+        ),
+        Index(
+            "ix_reconcile_schedule_waiting",
+            "check_at",
+            postgresql_where=text("waits_for_watermark"),
+            sqlite_where=text("waits_for_watermark"),
+        ),
+    )
 
     dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    check_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    check_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A desk report waits for the ingest watermark to pass ``check_at`` (contract §4, "What the
+    # system has delivered"): such a row is claimed by the watermark, not by the clock.
+    waits_for_watermark: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class IngestPartition(Base):
+    """How far each Kafka partition has been consumed, as its consumer last reported it.
+
+    The ingest watermark is computed from these rows: a partition read up to its high-water
+    mark counts as "now", a lagging one as the ``emitted_at`` of the newest message consumed.
+    """
+
+    __tablename__ = "ingest_partitions"
+
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int | None] = mapped_column(BigInteger)
+    high_water: Mapped[int | None] = mapped_column(BigInteger)
+    newest_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconcilerState(Base):
+    """Small named values the reconcilers share, e.g. the fingerprint of the judging settings."""
+
+    __tablename__ = "reconciler_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DossierStatusSeen(Base):
+    """When a dossier was first shown in a closing status (7, 8, 9), whatever the arrival order.
+
+    The KPIs end a withdrawn or stopped dossier (and a finished one without its stamp) at the
+    first snapshot that showed it so: a vendor re-syncing it later must not make it late.
+    """
+
+    __tablename__ = "dossier_status_seen"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    first_emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Discrepancy(Base):

@@ -22,7 +22,7 @@ from services.reconciler.writes import Change
 from shared.directory import Directory, OfficerRecord, load_directory
 from shared.models import AlertTrack, Discrepancy, Dossier, Notification, Officer, Unit
 
-ALERT_PURPOSES = ("opened", "severity", "reminder", "escalation", "unreachable")
+ALERT_PURPOSES = ("opened", "severity", "reminder", "escalation", "unreachable", "handover")
 
 
 @dataclass(slots=True)
@@ -99,6 +99,8 @@ class AlertPlanner:
                 )
             elif change.action == "severity_changed" and change.severity == "critical":
                 rows += self._alert_rows("severity", discrepancy, context, now)
+            elif change.action == "handed_over":
+                rows += await self._handover_rows(connection, discrepancy, context, now)
             elif change.action == "resolved":
                 resolved.append(discrepancy)
         rows += await self._resolved_rows(connection, resolved, context, now)
@@ -256,6 +258,40 @@ class AlertPlanner:
             "escalate_after_working_hours": self.escalate_after.total_seconds() / 3600,
         }
         return self._rows_for("escalation", discrepancy, leaders, content, context, now)
+
+    async def _handover_rows(
+        self, connection: AsyncConnection, discrepancy: Any, context: _Context, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The dossier changed hands: what the previous holder was not sent yet is cancelled,
+        and the new holder (the handler, else the unit's desk) is told it is theirs now."""
+        unit = context.unit_of(discrepancy)
+        holders = routing.receivers(
+            kind=discrepancy.kind,
+            responsible=discrepancy.responsible,
+            reporter=None,
+            desk_officers=context.officers_of(unit, "desk"),
+        )
+        audience = {
+            *routing.receivers(
+                kind=discrepancy.kind,
+                responsible=discrepancy.responsible,
+                reporter=discrepancy.reporter,
+                desk_officers=context.officers_of(unit, "desk"),
+            ),
+            *context.officers_of(unit, "leader"),
+        }
+        await connection.execute(
+            update(Notification)
+            .where(
+                Notification.discrepancy_id == discrepancy.id,
+                Notification.status == "pending",
+                Notification.purpose.in_(ALERT_PURPOSES),
+                Notification.recipient.not_in(sorted(audience)),
+            )
+            .values(status="cancelled", last_error="dossier handed to another officer")
+        )
+        content = context.content(discrepancy)
+        return self._rows_for("handover", discrepancy, holders, content, context, now)
 
     async def _resolved_rows(
         self,

@@ -12,6 +12,7 @@ from services.app.commands.demo import demo
 from services.app.commands.imports import import_app
 from services.app.commands.keys import keys_app
 from services.app.commands.purge import purge
+from services.app.commands.rejudge import rejudge
 
 app = typer.Typer(
     help="doisoat — đối soát trạng thái hồ sơ thủ tục hành chính với thực tế tại Bộ phận Một cửa.",
@@ -27,6 +28,7 @@ for command in (
     processes.reconciler,
     processes.alerts,
     purge,
+    rejudge,
     demo,
 ):
     app.command()(command)

@@ -8,7 +8,6 @@ from shared.config import BaseDoisoatSettings
 
 
 class IngestSettings(BaseDoisoatSettings):
-    kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "tthc.hoso.events"
     kafka_group_id: str = "doisoat-ingest"
     kafka_client_id: str = "doisoat-ingest"
@@ -21,7 +20,4 @@ class IngestSettings(BaseDoisoatSettings):
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     kafka_retry_backoff_seconds: float = Field(default=1.0, gt=0)
     kafka_retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
-
-    @property
-    def kafka_enabled(self) -> bool:
-        return bool(self.kafka_bootstrap_servers)
+    kafka_report_every_seconds: float = Field(default=10.0, gt=0)

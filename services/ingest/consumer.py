@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import service
+from services.ingest import progress, service
 from services.ingest.config import IngestSettings
 from shared import metrics
 from shared.clock import Clock
@@ -44,6 +47,7 @@ class _Prepared:
     dead: list[service.DeadLetterRecord]
     offsets: dict[TopicPartition, int]
     first: dict[TopicPartition, int]
+    newest: dict[TopicPartition, datetime]  # emitted_at of the newest event per partition
     size: int
 
 
@@ -63,6 +67,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in revoked]})
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._ingestor.report_soon()
         log.info("partitions assigned", extra={"partitions": [tp.partition for tp in assigned]})
 
 
@@ -87,6 +92,12 @@ class KafkaIngestor:
         self.batch_lock = asyncio.Lock()
         self.lag_labels: set[tuple[str, str]] = set()
         self._consumer: AIOKafkaConsumer | None = None
+        self._member = f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}"
+        self._last_report = 0.0
+
+    def report_soon(self) -> None:
+        """Report the partitions' progress at the next idle poll (after an assignment)."""
+        self._last_report = 0.0
 
     def _build_consumer(self) -> AIOKafkaConsumer:
         settings = self._settings
@@ -173,6 +184,8 @@ class KafkaIngestor:
                     in_flight = asyncio.create_task(self._store(consumer, prepared))
                     in_flight_batch = prepared
                 await self._update_lag(consumer)
+                if in_flight is None:
+                    await self._report_idle(consumer)
         finally:
             if in_flight is not None:
                 await asyncio.shield(in_flight)
@@ -218,6 +231,7 @@ class KafkaIngestor:
         dead: list[service.DeadLetterRecord] = []
         offsets: dict[TopicPartition, int] = {}
         first: dict[TopicPartition, int] = {}
+        newest: dict[TopicPartition, datetime] = {}
         for tp, records in batch.items():
             first[tp] = records[0].offset
             offsets[tp] = records[-1].offset + 1
@@ -229,6 +243,8 @@ class KafkaIngestor:
                 )
                 if isinstance(parsed, DossierEvent):
                     events.add(parsed)
+                    if tp not in newest or parsed.emitted_at > newest[tp]:
+                        newest[tp] = parsed.emitted_at
                 else:
                     dead.append(
                         service.DeadLetterRecord(
@@ -241,7 +257,7 @@ class KafkaIngestor:
                         )
                     )
         size = sum(len(records) for records in batch.values())
-        return _Prepared(started, events.build(), dead, offsets, first, size)
+        return _Prepared(started, events.build(), dead, offsets, first, newest, size)
 
     async def _store(self, consumer: AIOKafkaConsumer, prepared: _Prepared) -> bool:
         """One transaction for the batch, then its offsets; False when the batch must be redone."""
@@ -251,6 +267,21 @@ class KafkaIngestor:
                 async with unit_of_work(self._engine, "ingest_batch") as connection:
                     result = await service.store_pending(connection, prepared.batch, now=now)
                     await service.store_dead_letters(connection, prepared.dead, now=now)
+                    await progress.report_partitions(
+                        connection,
+                        [
+                            progress.PartitionReport(
+                                tp.topic,
+                                tp.partition,
+                                position,
+                                consumer.highwater(tp),
+                                prepared.newest.get(tp),
+                            )
+                            for tp, position in prepared.offsets.items()
+                        ],
+                        consumer=self._member,
+                        now=now,
+                    )
             except Exception:
                 log.exception("batch failed; retrying from the committed offsets")
                 return False
@@ -275,6 +306,39 @@ class KafkaIngestor:
             seconds=time.perf_counter() - prepared.started,
             dead=prepared.dead,
         )
+
+    async def _report_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Nothing fetched is left unstored: report every assigned partition's position.
+
+        Throttled to ``kafka_report_every_seconds``; a partition reported by nobody for the
+        reconciler's staleness limit makes the watermark unknown, so this is the heartbeat.
+        """
+        if time.monotonic() - self._last_report < self._settings.kafka_report_every_seconds:
+            return
+        reports = []
+        for tp in consumer.assignment():
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                continue
+            reports.append(
+                progress.PartitionReport(
+                    tp.topic, tp.partition, position, consumer.highwater(tp), None
+                )
+            )
+        if not reports:
+            return
+        try:
+            async with unit_of_work(self._engine, "ingest_progress") as connection:
+                await progress.report_partitions(
+                    connection, reports, consumer=self._member, now=self._clock()
+                )
+        except Exception:
+            log.warning("partition progress not recorded; retrying", exc_info=True)
+            return
+        # A partition not fetched yet has no high-water mark: report again at the next poll.
+        known = all(report.high_water is not None for report in reports)
+        self._last_report = time.monotonic() if known else 0.0
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

@@ -11,8 +11,9 @@ before its transaction begins: the consumer does that while the previous batch i
 database, and the transaction itself only waits for PostgreSQL. That is why the main statement
 needs nothing computed from another one's answer: it logs the events and, joined on the ids
 that were new, inserts their progress steps and upserts the newest snapshot of each dossier,
-reporting which ids were new and which snapshots were older than the stored state. Only the
-step summary follows (it updates the same dossier rows, which one statement may not do twice).
+reporting which ids were new and which snapshots were older than the stored state, and keeps
+when each dossier first showed a closing status (7, 8, 9). Only the step summary follows (it
+updates the same dossier rows, which one statement may not do twice).
 
 The semantics are exactly those of the portable path in ``service.py`` — the property tests
 run both against the same expectations.
@@ -59,6 +60,15 @@ _WRITE_BATCH = text(
                n.title, n.department, n.content, n.started_at, n.deadline_at
         FROM new_events AS n
         WHERE n.type = 'dossier.progress'
+    ), status_seen AS (
+        INSERT INTO dossier_status_seen AS s (dossier_code, status, first_emitted_at)
+        SELECT n.dossier_code, n.status, min(n.emitted_at)
+        FROM new_events AS n
+        WHERE n.type = 'dossier.snapshot' AND n.status IN (7, 8, 9)
+        GROUP BY n.dossier_code, n.status
+        ON CONFLICT (dossier_code, status) DO UPDATE
+        SET first_emitted_at = excluded.first_emitted_at
+        WHERE excluded.first_emitted_at < s.first_emitted_at
     ), stale AS (
         SELECT n.event_id
         FROM new_events AS n JOIN dossiers AS d ON d.code = n.dossier_code

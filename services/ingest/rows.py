@@ -113,3 +113,22 @@ def step_summary(step_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for code, row in _newest(step_rows, "dossier_code", step_order).items()
     ]
+
+
+# Closing statuses whose first showing ends a dossier for the KPIs (contract §4: 7 and 8 end at
+# the snapshot's ``emitted_at``, 9 without ``NgayKetThucXuLy`` likewise).
+STATUSES_SEEN = frozenset({7, 8, 9})
+
+
+def status_seen(snapshot_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The earliest ``emitted_at`` per (dossier, closing status) among snapshot rows."""
+    first: dict[tuple[str, int], datetime] = {}
+    for row in snapshot_rows:
+        if row["status"] in STATUSES_SEEN:
+            key = (row["code"], row["status"])
+            if key not in first or row["snapshot_emitted_at"] < first[key]:
+                first[key] = row["snapshot_emitted_at"]
+    return [
+        {"dossier_code": code, "status": status, "first_emitted_at": at}
+        for (code, status), at in sorted(first.items())
+    ]

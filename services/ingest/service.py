@@ -26,6 +26,7 @@ from services.ingest.rows import (
     newest_snapshots,
     snapshot_columns,
     snapshot_order,
+    status_seen,
     step_columns,
     step_summary,
 )
@@ -33,7 +34,7 @@ from services.reconciler import schedule
 from shared import metrics
 from shared.db import insert_for
 from shared.events import DossierEvent, Rejection
-from shared.models import DeadLetter, Dossier, Event, ProgressStep
+from shared.models import DeadLetter, Dossier, DossierStatusSeen, Event, ProgressStep
 
 EventOutcome = Literal["stored", "duplicate", "stale"]
 
@@ -238,7 +239,23 @@ async def _write_portably(
             await _upsert_snapshots(connection, newest_snapshots(timely))
     if steps:
         await _apply_steps(connection, steps)
+    await _record_status_seen(connection, status_seen(snapshots))
     return fresh, stale
+
+
+async def _record_status_seen(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """When each dossier first showed a closing status: the earliest snapshot wins."""
+    if not rows:
+        return
+    statement = insert_for(connection, DossierStatusSeen)
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["dossier_code", "status"],
+            set_={"first_emitted_at": statement.excluded.first_emitted_at},
+            where=statement.excluded.first_emitted_at < DossierStatusSeen.first_emitted_at,
+        ),
+        rows,
+    )
 
 
 async def _insert_event_log(

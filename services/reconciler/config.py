@@ -20,6 +20,12 @@ class ReconcilerSettings(BaseDoisoatSettings):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     reconcile_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     personal_data_retention_months: int | None = Field(default=None, ge=1)  # None: never purge
+    # A partition no consumer reported for this long makes the ingest watermark unknown.
+    ingest_watermark_stale_seconds: float = Field(default=120, gt=0)
+
+    @property
+    def watermark_stale_after(self) -> timedelta:
+        return timedelta(seconds=self.ingest_watermark_stale_seconds)
 
     def rule_settings(self, calendar: WorkingCalendar) -> RuleSettings:
         return RuleSettings(

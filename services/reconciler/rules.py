@@ -14,13 +14,19 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from shared.calendar import WorkingCalendar
 from shared.dvcqg import OPEN_STATUSES, TERMINAL_STATUSES, WAITING_ON_APPLICANT, Status
 from shared.vocabulary import Kind, Severity
+
+# Bumped whenever a rule's meaning changes: the reconcilers then judge every dossier again
+# (services/reconciler/rejudge.py), as after a change of settings.
+# 2: one boundary convention (strictly after grace and due date), TIME_MISMATCH's tolerance on
+#    NgayKetThucXuLy, desk reports waiting for the ingest watermark.
+RULES_REVISION = 2
 
 # Datetimes have microsecond resolution (Python and PostgreSQL alike): a condition "strictly
 # after X" first holds at X + 1 µs, which lets every mark be compared with ``now >= mark``.
@@ -67,6 +73,24 @@ class Finding:
     severity: Severity
     since: datetime  # when the condition began (grace expiry, due date, stall mark…)
     details: dict[str, Any]  # JSON-serialisable
+    # The stream has not yet delivered up to the moment this desk report may be judged: an
+    # open discrepancy of this kind is kept, none is opened (contract §4).
+    held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What :func:`judge` says of one dossier at ``now``."""
+
+    findings: list[Finding]
+    # The next moment the answer may change; with ``waits_for_watermark`` it is the moment the
+    # ingest watermark must pass (a desk report waiting for the system's data), not the clock.
+    next_check: datetime | None
+    waits_for_watermark: bool = False
+
+
+# The watermark when every fact was delivered: HTTP-only ingest, and the pure rules' default.
+EVERYTHING_DELIVERED = datetime.max.replace(tzinfo=UTC)
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -157,8 +181,17 @@ def stall_mark(
 
 
 def grace_end(report: DeskReport, settings: RuleSettings) -> datetime:
-    """When the system is expected to have caught up with the desk (wall-clock grace)."""
+    """When the system is expected to have caught up with the desk (wall-clock grace).
+
+    The boundary convention, as for the due date: at ``grace_end`` itself the system is still
+    within its grace (on time); the rules hold from the first instant after it.
+    """
     return _utc(report.occurred_at) + settings.return_grace
+
+
+def judged_from(report: DeskReport, settings: RuleSettings) -> datetime:
+    """The first moment a desk report may be compared with the system (after its grace)."""
+    return grace_end(report, settings) + TICK
 
 
 # ---- the rules -----------------------------------------------------------------------------
@@ -174,7 +207,7 @@ def _desk_rules(
 ) -> list[Finding]:
     """RETURNED_BUT_OPEN, NOT_IN_SYSTEM, TIME_MISMATCH, STATUS_CONFLICT."""
     found: list[Finding] = []
-    grace = grace_end(report, settings)
+    grace = judged_from(report, settings)
     grace_minutes = _minutes(settings.return_grace)
     if facts is None:
         if now >= grace:
@@ -237,7 +270,10 @@ def _time_mismatch(
         if abs(returned - occurred) > settings.time_tolerance:
             reasons.append("returned_at_differs")
             moments.append(returned)
-    if facts.finished_at is not None and _utc(facts.finished_at) > occurred:
+    if (
+        facts.finished_at is not None
+        and _utc(facts.finished_at) - occurred > settings.time_tolerance
+    ):
         reasons.append("finished_after_desk_return")
         moments.append(_utc(facts.finished_at))
     if not reasons:
@@ -309,8 +345,14 @@ def judge(
     now: datetime,
     calendar: WorkingCalendar,
     settings: RuleSettings,
-) -> tuple[list[Finding], datetime | None]:
-    """``evaluate`` and ``next_change`` together, each mark computed once (the sweep's path)."""
+    delivered_until: datetime | None = EVERYTHING_DELIVERED,
+) -> Verdict:
+    """``evaluate`` and ``next_change`` together, each mark computed once (the sweep's path).
+
+    ``delivered_until`` is the ingest watermark (None: unknown). The rules comparing a desk
+    report with the system judge only once it has passed the report's :func:`judged_from`;
+    before that their findings are ``held`` and the dossier waits for the watermark.
+    """
     now = _utc(now)
     report = latest_report(reports)
     found: list[Finding] = []
@@ -318,16 +360,24 @@ def judge(
     if report is not None:
         # Once the desk has handed it over or taken it back, deadlines and stalls are moot.
         found = _desk_rules(facts, report, now=now, calendar=calendar, settings=settings)
+        judged = judged_from(report, settings)
+        if delivered_until is None or delivered_until < judged:
+            held = [replace(finding, held=True) for finding in found]
+            return Verdict(sorted(held, key=_by_kind), judged, waits_for_watermark=True)
         if facts is None or facts.status in NOT_RETURNED_STATUSES:
-            candidates = (grace_end(report, settings),)
+            candidates = (judged,)
     elif facts is not None and _is_open(facts):
         marks = _marks(facts, calendar=calendar, settings=settings)
         found = _time_rules(facts, marks, now=now, calendar=calendar, settings=settings)
         candidates = (marks.due_soon, overdue_from(marks.due_at), marks.stall)
     if len(found) > 1:
-        found.sort(key=lambda finding: finding.kind.value)
+        found.sort(key=_by_kind)
     future = [mark for mark in candidates if mark is not None and mark > now]
-    return found, min(future, default=None)
+    return Verdict(found, min(future, default=None))
+
+
+def _by_kind(finding: Finding) -> str:
+    return finding.kind.value
 
 
 def evaluate(
@@ -339,7 +389,7 @@ def evaluate(
     settings: RuleSettings,
 ) -> list[Finding]:
     """Every discrepancy the dossier holds at ``now``: at most one per kind, sorted by kind."""
-    return judge(facts, reports, now=now, calendar=calendar, settings=settings)[0]
+    return judge(facts, reports, now=now, calendar=calendar, settings=settings).findings
 
 
 def next_change(
@@ -355,4 +405,4 @@ def next_change(
     Only time moves here: a grace period expiring, the due-soon window opening, the due date
     passing, the stall mark. New events or reports call for a fresh evaluation anyway.
     """
-    return judge(facts, reports, now=now, calendar=calendar, settings=settings)[1]
+    return judge(facts, reports, now=now, calendar=calendar, settings=settings).next_check

@@ -7,9 +7,11 @@ batch" crash-proof: if the facts are committed, so is the mark; the reconciler p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import UTCDateTime, among, insert_for
@@ -17,11 +19,20 @@ from shared.models import ReconcileSchedule
 
 _MARK_MANY = text(
     """
-    INSERT INTO reconcile_schedule (dossier_code, check_at)
-    SELECT code, :at FROM unnest(CAST(:codes AS text[])) AS code
-    ON CONFLICT (dossier_code) DO UPDATE SET check_at = excluded.check_at
+    INSERT INTO reconcile_schedule (dossier_code, check_at, waits_for_watermark)
+    SELECT code, :at, false FROM unnest(CAST(:codes AS text[])) AS code
+    ON CONFLICT (dossier_code) DO UPDATE
+    SET check_at = excluded.check_at, waits_for_watermark = false
     """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NextCheck:
+    """When a dossier must be judged again: by the clock, or once the watermark passes ``at``."""
+
+    at: datetime
+    waits_for_watermark: bool = False
 
 
 async def mark_for_reconcile(
@@ -39,20 +50,64 @@ async def mark_for_reconcile(
     if connection.dialect.name == "postgresql":
         await connection.execute(_MARK_MANY, {"codes": ordered, "at": at})
         return
-    rows = [{"dossier_code": code, "check_at": at} for code in ordered]
+    rows = [
+        {"dossier_code": code, "check_at": at, "waits_for_watermark": False} for code in ordered
+    ]
+    await _upsert(connection, rows)
+
+
+async def _upsert(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     statement = insert_for(connection, ReconcileSchedule)
     statement = statement.on_conflict_do_update(
         index_elements=["dossier_code"],
-        set_={"check_at": statement.excluded.check_at},
+        set_={
+            "check_at": statement.excluded.check_at,
+            "waits_for_watermark": statement.excluded.waits_for_watermark,
+        },
     )
     await connection.execute(statement, rows)
 
 
+async def claim_due(
+    connection: AsyncConnection, *, now: datetime, delivered_until: datetime | None, limit: int
+) -> dict[str, datetime]:
+    """Dossiers whose check is due, with the mark claimed; others' locked rows are skipped.
+
+    Two kinds of marks: the clock's (``check_at <= now``) and those waiting for the ingest
+    watermark (``check_at <= delivered_until``); each has its own partial index, so neither
+    walks past the other's rows.
+    """
+    table = ReconcileSchedule
+    due = await connection.execute(
+        select(table.dossier_code, table.check_at)
+        .where(table.check_at <= now, table.waits_for_watermark.is_(False))
+        .order_by(table.check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = {code: check_at for code, check_at in due.all()}
+    if delivered_until is not None and len(claimed) < limit:
+        waiting = await connection.execute(
+            select(table.dossier_code, table.check_at)
+            .where(
+                table.check_at <= min(delivered_until, now),
+                table.waits_for_watermark.is_(True),
+            )
+            .order_by(table.check_at)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+        )
+        claimed.update({code: check_at for code, check_at in waiting.all()})
+    return claimed
+
+
 _MOVE_CLAIMED = text(
     """
-    UPDATE reconcile_schedule AS s SET check_at = u.next_at
+    UPDATE reconcile_schedule AS s
+    SET check_at = u.next_at, waits_for_watermark = u.waits
     FROM unnest(CAST(:codes AS text[]), CAST(:claimed AS timestamptz[]),
-                CAST(:next_at AS timestamptz[])) AS u(code, claimed, next_at)
+                CAST(:next_at AS timestamptz[]), CAST(:waits AS boolean[]))
+         AS u(code, claimed, next_at, waits)
     WHERE s.dossier_code = u.code AND s.check_at = u.claimed
     """
 )
@@ -67,7 +122,7 @@ _DROP_CLAIMED = text(
 
 async def set_next_checks(
     connection: AsyncConnection,
-    next_checks: dict[str, datetime | None],
+    next_checks: dict[str, NextCheck | None],
     claimed: Mapping[str, datetime],
 ) -> None:
     """Set each dossier's next mark; a claimed mark is replaced only if nobody moved it.
@@ -86,7 +141,11 @@ async def set_next_checks(
         await _schedule_claimed_per_row(connection, done, moved, claimed)
     finished = [code for code, moment in unguarded.items() if moment is None]
     later = [
-        {"dossier_code": code, "check_at": moment}
+        {
+            "dossier_code": code,
+            "check_at": moment.at,
+            "waits_for_watermark": moment.waits_for_watermark,
+        }
         for code, moment in unguarded.items()
         if moment is not None
     ]
@@ -97,19 +156,13 @@ async def set_next_checks(
             )
         )
     if later:
-        statement = insert_for(connection, ReconcileSchedule)
-        await connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["dossier_code"], set_={"check_at": statement.excluded.check_at}
-            ),
-            later,
-        )
+        await _upsert(connection, later)
 
 
 async def _schedule_claimed_set_based(
     connection: AsyncConnection,
     done: Sequence[str],
-    moved: Sequence[tuple[str, datetime]],
+    moved: Sequence[tuple[str, NextCheck]],
     claimed: Mapping[str, datetime],
 ) -> None:
     """PostgreSQL: one statement each for the claimed marks dropped and moved (arrays)."""
@@ -123,7 +176,8 @@ async def _schedule_claimed_set_based(
             {
                 "codes": [code for code, _ in moved],
                 "claimed": [claimed[code] for code, _ in moved],
-                "next_at": [moment for _, moment in moved],
+                "next_at": [moment.at for _, moment in moved],
+                "waits": [moment.waits_for_watermark for _, moment in moved],
             },
         )
 
@@ -131,7 +185,7 @@ async def _schedule_claimed_set_based(
 async def _schedule_claimed_per_row(
     connection: AsyncConnection,
     done: Sequence[str],
-    moved: Sequence[tuple[str, datetime]],
+    moved: Sequence[tuple[str, NextCheck]],
     claimed: Mapping[str, datetime],
 ) -> None:
     table = ReconcileSchedule.__table__
@@ -150,6 +204,17 @@ async def _schedule_claimed_per_row(
                 table.c.dossier_code == bindparam("code"),
                 table.c.check_at == bindparam("claimed", type_=UTCDateTime()),
             )
-            .values(check_at=bindparam("next", type_=UTCDateTime())),
-            [{"code": code, "claimed": claimed[code], "next": moment} for code, moment in moved],
+            .values(
+                check_at=bindparam("next", type_=UTCDateTime()),
+                waits_for_watermark=bindparam("waits"),
+            ),
+            [
+                {
+                    "code": code,
+                    "claimed": claimed[code],
+                    "next": moment.at,
+                    "waits": moment.waits_for_watermark,
+                }
+                for code, moment in moved
+            ],
         )

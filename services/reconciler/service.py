@@ -47,20 +47,6 @@ class _Report:
     received_at: datetime
 
 
-async def claim_due(
-    connection: AsyncConnection, *, now: datetime, limit: int
-) -> dict[str, datetime]:
-    """Dossiers whose check is due, with the mark claimed; others' locked rows are skipped."""
-    rows = await connection.execute(
-        select(ReconcileSchedule.dossier_code, ReconcileSchedule.check_at)
-        .where(ReconcileSchedule.check_at <= now)
-        .order_by(ReconcileSchedule.check_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return {code: check_at for code, check_at in rows.all()}
-
-
 async def reschedule_all(connection: AsyncConnection, *, now: datetime) -> None:
     """Ask for every known dossier to be judged again (after thresholds or office hours change).
 
@@ -122,6 +108,7 @@ _DISCREPANCY_COLUMNS = (
     Discrepancy.severity,
     Discrepancy.details,
     Discrepancy.unit_code,
+    Discrepancy.responsible,
 )
 
 
@@ -191,20 +178,23 @@ async def reconcile(
     calendar: WorkingCalendar,
     settings: RuleSettings,
     claimed: Mapping[str, datetime] | None = None,
+    delivered_until: datetime | None = rules.EVERYTHING_DELIVERED,
 ) -> Judgement:
     """Judge ``codes`` at ``now`` and write the differences; the caller owns the transaction.
 
     ``claimed`` holds the schedule marks the caller claimed: the next mark only replaces a mark
     that is still the claimed one, so new facts marked meanwhile are never forgotten.
+    ``delivered_until`` is the ingest watermark (None: unknown): a finding the rules hold
+    until it passes keeps a discrepancy already open and opens none.
     """
     outcome = Judgement(evaluated=len(codes))
     if not codes:
         return outcome
     dossiers, reports, unresolved = await _load(connection, codes)
     to_open: list[tuple[str, Finding, dict[str, Any]]] = []
-    to_update: list[tuple[Any, Finding]] = []
+    to_update: list[tuple[Any, Finding, writes.Holder]] = []
     to_resolve: list[tuple[Any, str]] = []
-    next_checks: dict[str, datetime | None] = {}
+    next_checks: dict[str, schedule.NextCheck | None] = {}
 
     judge = rules.judge
     no_reports: list[_Report] = []
@@ -212,24 +202,40 @@ async def reconcile(
         row = dossiers.get(code)
         facts = facts_of(row) if row is not None else None
         code_reports = reports.get(code, no_reports)
-        findings, next_checks[code] = judge(
+        verdict = judge(
             facts,
             [report.desk for report in code_reports],
             now=now,
             calendar=calendar,
             settings=settings,
+            delivered_until=delivered_until,
+        )
+        findings = verdict.findings
+        next_checks[code] = (
+            None
+            if verdict.next_check is None
+            else schedule.NextCheck(verdict.next_check, verdict.waits_for_watermark)
         )
         current = unresolved.get(code)
         if not findings and not current:
             continue  # the common case: nothing wrong, nothing was
         current = current or {}
+        context = _context(code, row, _latest(code_reports))
+        # Discrepancies follow the dossier's hand-offs (contract §1: the latest step's handler).
+        holder = writes.Holder(context["responsible"], context["unit_code"])
         for finding in findings:
             existing = current.get(finding.kind.value)
             if existing is None:
-                context = _context(code, row, _latest(code_reports))
+                if finding.held:
+                    continue  # the stream is behind the desk: open nothing yet
                 to_open.append((code, finding, context))
-            elif existing.severity != finding.severity.value or existing.details != finding.details:
-                to_update.append((existing, finding))
+            elif (
+                existing.severity != finding.severity.value
+                or existing.details != finding.details
+                or (existing.responsible, existing.unit_code)
+                != (holder.responsible, holder.unit_code)
+            ):
+                to_update.append((existing, finding, holder))
         found_kinds = {finding.kind.value for finding in findings}
         to_resolve.extend(
             (existing, _resolution(row))

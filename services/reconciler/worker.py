@@ -18,11 +18,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.reconciler import service
+from services.reconciler import rejudge, schedule, service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.retention import PersonalDataRetention
+from services.reconciler.watermark import current_watermark, lag_seconds
 from services.reconciler.writes import Change
 from shared import metrics
 from shared.clock import VN_TZ, Clock
@@ -34,6 +35,7 @@ from shared.vocabulary import Kind, Severity
 log = logging.getLogger("doisoat.reconciler")
 
 KPI_NAMES = ("on_time", "online", "digitised", "in_system")
+PROGRESS_EVERY_SECONDS = 10.0
 
 ChangeHook = Callable[[AsyncConnection, Sequence[Change], datetime], Awaitable[object]]
 
@@ -73,8 +75,12 @@ class Reconciler:
         self._wake.set()
 
     async def run(self) -> None:
+        settings_checked = False
         while not self._stopping.is_set():
             try:
+                if not settings_checked:
+                    await self.rejudge_if_settings_changed()
+                    settings_checked = True
                 await self.drain()
                 if time.monotonic() - self._last_sweep >= self._settings.sweep_interval_seconds:
                     await self.refresh_gauges()
@@ -90,26 +96,55 @@ class Reconciler:
                     self._wake.wait(), timeout=self._settings.reconcile_poll_seconds
                 )
 
-    async def drain(self) -> int:
-        """Judge every dossier due now, chunk by chunk; returns how many were judged."""
+    async def rejudge_if_settings_changed(self) -> int:
+        """Once at start: every dossier is judged again if the judging settings changed."""
+        async with unit_of_work(self._engine, "rejudge_check") as connection:
+            return await rejudge.rejudge_if_settings_changed(
+                connection, self._settings, now=self._clock()
+            )
+
+    async def drain(self, on_chunk: Callable[[service.Judgement], None] | None = None) -> int:
+        """Judge every dossier due now, chunk by chunk; returns how many were judged.
+
+        A long drain (a re-judgement of everything, a backlog) logs its progress every
+        :data:`PROGRESS_EVERY_SECONDS`; ``on_chunk`` sees each chunk's judgement.
+        """
         started = time.perf_counter()
+        last_progress = started
         judged = 0
         while not self._stopping.is_set():
-            count = await self.reconcile_chunk()
+            count = await self.reconcile_chunk(on_chunk)
             judged += count
             if count == 0:
                 break
+            if time.perf_counter() - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = time.perf_counter()
+                async with self._engine.connect() as connection:
+                    remaining = await rejudge.due_count(connection, now=self._clock())
+                log.info("reconciling", extra={"judged": judged, "remaining": remaining})
         if judged:
             metrics.RECONCILE_SWEEP_SECONDS.observe(time.perf_counter() - started)
             log.info("reconciled", extra={"dossiers": judged})
         return judged
 
-    async def reconcile_chunk(self) -> int:
+    async def reconcile_chunk(
+        self, on_chunk: Callable[[service.Judgement], None] | None = None
+    ) -> int:
         started = time.perf_counter()
         now = self._clock()
         async with unit_of_work(self._engine, "reconcile") as connection:
-            claimed = await service.claim_due(
-                connection, now=now, limit=self._settings.reconcile_chunk_size
+            delivered_until = await current_watermark(
+                connection,
+                now=now,
+                kafka_enabled=self._settings.kafka_enabled,
+                stale_after=self._settings.watermark_stale_after,
+            )
+            metrics.INGEST_WATERMARK_LAG.set(lag_seconds(delivered_until, now=now))
+            claimed = await schedule.claim_due(
+                connection,
+                now=now,
+                delivered_until=delivered_until,
+                limit=self._settings.reconcile_chunk_size,
             )
             if not claimed:
                 return 0
@@ -121,9 +156,12 @@ class Reconciler:
                 calendar=self.calendar,
                 settings=self.rule_settings,
                 claimed=claimed,
+                delivered_until=delivered_until,
             )
             if self._on_changes is not None and outcome.changes:
                 await self._on_changes(connection, outcome.changes, now)
+        if on_chunk is not None:
+            on_chunk(outcome)
         metrics.RECONCILE_DOSSIERS.inc(outcome.evaluated)
         metrics.RECONCILE_CHUNK_SECONDS.observe(time.perf_counter() - started)
         for change in outcome.changes:

@@ -18,7 +18,7 @@ from services.reconciler.rules import Finding
 from shared.db import UTCDateTime
 from shared.models import Discrepancy, DiscrepancyHistory
 
-Action = Literal["opened", "severity_changed", "resolved"]
+Action = Literal["opened", "severity_changed", "handed_over", "resolved"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,17 @@ class Change:
     action: Action
     unit_code: str | None
     report_received_at: datetime | None = None
+    # A hand-off: who held the discrepancy, and its unit, before this change.
+    previous_responsible: str | None = None
+    previous_unit_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who answers for a discrepancy: the dossier's latest handler and its deciding unit."""
+
+    responsible: str | None
+    unit_code: str | None
 
 
 async def open_findings(
@@ -85,8 +96,12 @@ async def open_findings(
 
 
 async def update_findings(
-    connection: AsyncConnection, to_update: Sequence[tuple[Any, Finding]], *, now: datetime
+    connection: AsyncConnection,
+    to_update: Sequence[tuple[Any, Finding, Holder]],
+    *,
+    now: datetime,
 ) -> list[Change]:
+    """Severity, details and holder in place; a change of severity or of holder is recorded."""
     if not to_update:
         return []
     await connection.execute(
@@ -96,6 +111,8 @@ async def update_findings(
             severity=bindparam("new_severity"),
             details=bindparam("new_details", type_=Discrepancy.__table__.c.details.type),
             since=bindparam("new_since", type_=UTCDateTime()),
+            responsible=bindparam("new_responsible"),
+            unit_code=bindparam("new_unit_code"),
             updated_at=bindparam("now", type_=UTCDateTime()),
         ),
         [
@@ -104,14 +121,32 @@ async def update_findings(
                 "new_severity": finding.severity.value,
                 "new_details": finding.details,
                 "new_since": finding.since,
+                "new_responsible": holder.responsible,
+                "new_unit_code": holder.unit_code,
                 "now": now,
             }
-            for existing, finding in to_update
+            for existing, finding, holder in to_update
         ],
     )
     changes: list[Change] = []
     history: list[tuple[int, str, str | None, str | None]] = []
-    for existing, finding in to_update:
+    for existing, finding, holder in to_update:
+        if (existing.responsible, existing.unit_code) != (holder.responsible, holder.unit_code):
+            history.append(
+                (existing.id, "handed_over", finding.severity.value, _hand_off(existing, holder))
+            )
+            changes.append(
+                Change(
+                    existing.id,
+                    existing.dossier_code,
+                    existing.kind,
+                    finding.severity.value,
+                    "handed_over",
+                    holder.unit_code,
+                    previous_responsible=existing.responsible,
+                    previous_unit_code=existing.unit_code,
+                )
+            )
         if existing.severity != finding.severity.value:
             history.append((existing.id, "severity_changed", finding.severity.value, None))
             changes.append(
@@ -121,11 +156,23 @@ async def update_findings(
                     existing.kind,
                     finding.severity.value,
                     "severity_changed",
-                    existing.unit_code,
+                    holder.unit_code,
                 )
             )
     await _history(connection, history, now=now)
     return changes
+
+
+def _hand_off(existing: Any, holder: Holder) -> str:
+    """The history note of a hand-off: from whom (and which unit) to whom."""
+
+    def who(account: str | None, unit: str | None) -> str:
+        return f"{account or '(chưa có cán bộ)'} ({unit or '?'})"
+
+    return (
+        f"Chuyển từ {who(existing.responsible, existing.unit_code)} "
+        f"sang {who(holder.responsible, holder.unit_code)}"
+    )
 
 
 async def resolve(

@@ -28,9 +28,18 @@ from services.alerts.content.zalo_messages import (
 )
 from shared.vocabulary import SEVERITY_LABELS
 
-PURPOSES = ("opened", "severity", "reminder", "escalation", "resolved", "unreachable", "digest")
+PURPOSES = (
+    "opened",
+    "severity",
+    "reminder",
+    "escalation",
+    "handover",
+    "resolved",
+    "unreachable",
+    "digest",
+)
 CHANNELS = ("email", "zalo_oa", "zalo_zns")
-ACK_PURPOSES = frozenset({"opened", "severity", "reminder", "escalation"})
+ACK_PURPOSES = frozenset({"opened", "severity", "reminder", "escalation", "handover"})
 
 _TEMPLATES = Path(__file__).parent.parent / "templates"
 
@@ -62,6 +71,7 @@ def _subject(purpose: str, items: Sequence[Mapping[str, Any]]) -> str:
             "severity": f"Mức độ tăng lên {first['severity_label']}: {about}",
             "reminder": f"Nhắc lại – {first['severity_label']}: {about}",
             "escalation": f"Chưa được xác nhận{waited}: {about}",
+            "handover": f"Hồ sơ chuyển cho anh/chị – {first['severity_label']}: {about}",
             "resolved": f"Đã tự động đóng: {about}",
             "unreachable": f"Không liên lạc được với cán bộ {_distinct([first['unreachable']])}"
             f": {about}",
@@ -72,6 +82,7 @@ def _subject(purpose: str, items: Sequence[Mapping[str, Any]]) -> str:
             "severity": f"{n} sai lệch hồ sơ tăng mức độ{_count_suffix(items)}",
             "reminder": f"Nhắc lại: {n} sai lệch hồ sơ chưa được xác nhận",
             "escalation": f"{n} sai lệch hồ sơ chưa được xác nhận{waited}",
+            "handover": f"{n} hồ sơ có sai lệch được chuyển cho anh/chị{_count_suffix(items)}",
             "resolved": f"{n} sai lệch hồ sơ đã tự động đóng",
             "unreachable": "Không liên lạc được với cán bộ "
             f"{_distinct([item['unreachable'] for item in items])}: {n} sai lệch hồ sơ",
@@ -98,6 +109,12 @@ def _intro(purpose: str, items: Sequence[Mapping[str, Any]]) -> str:
         return (
             f"Báo cáo lãnh đạo: {what} chưa được cán bộ phụ trách xác nhận {waited}. Đề nghị "
             "đồng chí chỉ đạo xử lý (có thể xác nhận thay bằng liên kết kèm theo)."
+        )
+    if purpose == "handover":
+        dossiers = "Hồ sơ dưới đây" if n == 1 else f"{n} hồ sơ dưới đây"
+        return (
+            f"{dossiers} đã được chuyển cho anh/chị xử lý và đang có sai lệch giữa hệ thống "
+            "thông tin giải quyết TTHC và thực tế. Đề nghị xử lý và bấm liên kết xác nhận:"
         )
     if purpose == "resolved":
         return f"{capitalise(what)} đã được hệ thống tự động đóng. Không cần làm gì thêm."

@@ -22,6 +22,7 @@ _ZALO_INTRO = {
     "severity": "Mức độ sai lệch đã tăng.",
     "reminder": "Sai lệch vẫn chưa được xác nhận.",
     "escalation": "Báo cáo lãnh đạo: cán bộ phụ trách chưa xác nhận sai lệch.",
+    "handover": "Hồ sơ đã được chuyển cho anh/chị xử lý và đang có sai lệch.",
     "resolved": "Sai lệch đã được hệ thống tự động đóng, không cần làm gì thêm.",
     "unreachable": "Cán bộ không nhận được thông báo qua bất kỳ kênh nào.",
 }
@@ -30,6 +31,7 @@ _ZNS_PREFIX = {
     "severity": "Mức độ tăng: ",
     "reminder": "Nhắc lại: ",
     "escalation": "Chưa xác nhận: ",
+    "handover": "Chuyển cho anh/chị: ",
     "resolved": "Đã tự động đóng: ",
     "unreachable": "Cán bộ không nhận được tin: ",
 }

@@ -15,7 +15,6 @@ from services.reconciler.directory.schemas import (
     ImportRead,
     ImportRowRead,
     OfficerPage,
-    OfficerRead,
     OfficerRole,
     OfficerUpdate,
     UnitDetailRead,
@@ -26,7 +25,7 @@ from services.reconciler.directory.schemas import (
 )
 from shared.auth import Principal
 from shared.db import unit_of_work
-from shared.directory import load_directory
+from shared.directory import OfficerRecord, load_directory
 from shared.web.deps import ClockDep, EngineDep, Offset, require_role
 from shared.web.limits import read_csv_upload
 
@@ -93,20 +92,20 @@ async def read_unit(code: str, principal: AdminKey, engine: EngineDep) -> UnitDe
     return UnitDetailRead.of_unit(unit, answering_unit=directory.answering_unit(code) or code)
 
 
-@router.put("/officers/{account}", response_model=OfficerRead)
+@router.put("/officers/{account}", response_model=OfficerRecord)
 async def put_officer(
     account: AccountPath,
     officer_in: OfficerUpdate,
     principal: AdminKey,
     engine: EngineDep,
     clock: ClockDep,
-) -> OfficerRead:
+) -> OfficerRecord:
     """Create or replace an officer; the unit need not be loaded yet."""
     async with unit_of_work(engine, "directory_put_officer") as connection:
         row = await service.put_officer(
             connection, account=account, officer_in=officer_in, now=clock()
         )
-    return OfficerRead.of(row)
+    return row.in_local_time()
 
 
 @router.get("/officers", response_model=OfficerPage)
@@ -124,16 +123,16 @@ async def list_officers(
         officers, total = await service.list_officers(
             connection, unit=unit, role=role, active=active, limit=limit, offset=offset
         )
-    return OfficerPage(items=[OfficerRead.of(row) for row in officers], total=total)
+    return OfficerPage(items=[row.in_local_time() for row in officers], total=total)
 
 
-@router.get("/officers/{account}", response_model=OfficerRead)
-async def read_officer(account: str, principal: AdminKey, engine: EngineDep) -> OfficerRead:
+@router.get("/officers/{account}", response_model=OfficerRecord)
+async def read_officer(account: str, principal: AdminKey, engine: EngineDep) -> OfficerRecord:
     async with unit_of_work(engine, "directory_read_officer") as connection:
         row = await service.officer(connection, account)
     if row is None:
         raise _not_found("officer", account)
-    return OfficerRead.of(row)
+    return row.in_local_time()
 
 
 @router.post("/officers/import", response_model=ImportRead)

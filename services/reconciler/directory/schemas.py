@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from shared.clock import VN_TZ
+from shared.directory import OfficerRecord
 
 CODE_PATTERN = r"^[0-9A-Za-z._-]+$"
 # No control characters, no blank at either end; inner spaces are allowed (``NguoiXuLy`` is free).
@@ -157,26 +158,8 @@ class OfficerImportRow(OfficerUpdate):
     active: Annotated[bool, BeforeValidator(parse_active)] = True
 
 
-class OfficerRead(DirectoryModel):
-    account: str
-    full_name: str
-    unit_code: str
-    role: str
-    email: str | None
-    zalo_user_id: str | None
-    phone: str | None
-    active: bool
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row: Any) -> OfficerRead:
-        return cls.model_validate(row).model_copy(
-            update={"updated_at": row.updated_at.astimezone(VN_TZ)}
-        )
-
-
 class OfficerPage(DirectoryModel):
-    items: list[OfficerRead]
+    items: list[OfficerRecord]
     total: int
 
 

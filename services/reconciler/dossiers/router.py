@@ -38,6 +38,7 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         progress = await queries.progress_of(connection, code)
         reports = (await reports_service.reports_for(connection, [code]))[code]
         discrepancies = await reconciler_queries.discrepancies_of(connection, code)
+        waits_until = await queries.waiting_for_system(connection, code)
     snapshot = dossier.snapshot or {}
     if principal.role not in ROLES_SEEING_PERSONAL_DATA:
         snapshot = masked_snapshot(snapshot)
@@ -52,6 +53,11 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         "last_snapshot_at": local_iso(dossier.snapshot_emitted_at),
         "progress": progress,
         "field_reports": [reports_service.report_read(report) for report in reports],
+        # A desk report compared with the system only once the stream has delivered its moment
+        # (contract §4): until then nothing opens for it.
+        "waiting_for_system": None
+        if waits_until is None
+        else {"judged_after": local_iso(waits_until)},
         "discrepancies": [
             reconciler_queries.read_model(row, directory).model_dump() for row in discrepancies
         ],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.models import Dossier, Event, ProgressStep
+from shared.models import Dossier, Event, ProgressStep, ReconcileSchedule
 from shared.vocabulary import local_iso
 
 
@@ -28,3 +29,16 @@ async def progress_of(connection: AsyncConnection, code: str) -> list[dict[str, 
         {"event_id": event_id, "emitted_at": local_iso(emitted_at), **data}
         for event_id, emitted_at, data in rows.all()
     ]
+
+
+async def waiting_for_system(connection: AsyncConnection, code: str) -> datetime | None:
+    """When the dossier's desk report waits for the system's data: the moment the ingest
+    watermark must pass before it is judged (None when nothing waits)."""
+    return (
+        await connection.execute(
+            select(ReconcileSchedule.check_at).where(
+                ReconcileSchedule.dossier_code == code,
+                ReconcileSchedule.waits_for_watermark.is_(True),
+            )
+        )
+    ).scalar_one_or_none()

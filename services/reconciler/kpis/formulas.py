@@ -94,7 +94,8 @@ class KpiInput:
     finished_at: datetime | None = None  # NgayKetThucXuLy
     returned_at: datetime | None = None  # NgayTra
     refused_at: datetime | None = None  # NgayTuChoi
-    snapshot_emitted_at: datetime | None = None
+    # emitted_at of the first snapshot that showed the current closing status (7, 8, 9)
+    status_first_seen_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +151,17 @@ _END_STAMPS: Final[Mapping[int, tuple[str, ...]]] = {
     Status.FINISHED: ("finished_at",),
     Status.RETURNED: ("finished_at", "returned_at"),
     Status.REFUSED: ("refused_at",),
-    Status.WITHDRAWN: ("finished_at", "snapshot_emitted_at"),
-    Status.STOPPED: ("finished_at", "snapshot_emitted_at"),
+    Status.WITHDRAWN: ("finished_at", "status_first_seen_at"),
+    Status.STOPPED: ("finished_at", "status_first_seen_at"),
 }
 
 
 def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
     """When the dossier's handling ended per QĐ 766, or ``open_end`` if it has not ended.
 
-    A closed status without its stamp falls back to the snapshot's ``emitted_at`` (the system
-    said so by then at the latest).
+    A closed status without its stamp falls back to the ``emitted_at`` of the first snapshot
+    that showed it (the system said so by then at the latest): a vendor re-syncing a withdrawn
+    dossier months later does not move its end, nor make it late.
     """
     stamps = _END_STAMPS.get(row.status) if row.status is not None else None
     if stamps is None:
@@ -169,7 +171,8 @@ def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
     ]
     if present:
         return min(present)
-    return row.snapshot_emitted_at if row.snapshot_emitted_at is not None else open_end
+    first_seen = row.status_first_seen_at
+    return first_seen if first_seen is not None else open_end
 
 
 def is_on_time(row: KpiInput, *, open_end: datetime) -> bool | None:

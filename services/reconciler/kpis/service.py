@@ -22,7 +22,7 @@ from services.reconciler.kpis.formulas import (
     discrepancy_counts,
 )
 from shared.directory import Directory
-from shared.models import Discrepancy, Dossier, FieldReport
+from shared.models import Discrepancy, Dossier, DossierStatusSeen, FieldReport
 
 STREAM_BATCH = 2000
 UNRESOLVED = ("open", "acknowledged")
@@ -144,19 +144,27 @@ async def _dossiers(
     connection: AsyncConnection, *, period: Period, codes: set[str] | None
 ) -> AsyncIterator[tuple[str | None, KpiInput]]:
     """Dossiers received in the period, streamed: (DonViXuLy, KpiInput)."""
-    statement = select(
-        Dossier.unit_code,
-        Dossier.code,
-        Dossier.status,
-        Dossier.channel,
-        Dossier.digitised,
-        Dossier.received_at,
-        Dossier.due_at,
-        Dossier.finished_at,
-        Dossier.returned_at,
-        Dossier.refused_at,
-        Dossier.snapshot_emitted_at,
-    ).where(Dossier.received_at >= period.start_at, Dossier.received_at < period.end_at)
+    statement = (
+        select(
+            Dossier.unit_code,
+            Dossier.code,
+            Dossier.status,
+            Dossier.channel,
+            Dossier.digitised,
+            Dossier.received_at,
+            Dossier.due_at,
+            Dossier.finished_at,
+            Dossier.returned_at,
+            Dossier.refused_at,
+            DossierStatusSeen.first_emitted_at,
+        )
+        .outerjoin(
+            DossierStatusSeen,
+            (DossierStatusSeen.dossier_code == Dossier.code)
+            & (DossierStatusSeen.status == Dossier.status),
+        )
+        .where(Dossier.received_at >= period.start_at, Dossier.received_at < period.end_at)
+    )
     if codes is not None:
         statement = statement.where(Dossier.unit_code.in_(sorted(codes)))
     result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
@@ -173,7 +181,7 @@ async def _dossiers(
                 finished_at=row.finished_at,
                 returned_at=row.returned_at,
                 refused_at=row.refused_at,
-                snapshot_emitted_at=row.snapshot_emitted_at,
+                status_first_seen_at=row.first_emitted_at,
             ),
         )
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest.service import store_events
 from shared.db import Base, create_engine, unit_of_work
 from shared.events import DossierEvent, parse_envelope
-from shared.models import Dossier, Event, ProgressStep
+from shared.models import Dossier, DossierStatusSeen, Event, ProgressStep
 from tests.conftest import TEST_NOW
 from tests.factories import BASE_TIME, dossier_code, progress, snapshot
 from tests.support import postgres
@@ -83,16 +83,22 @@ async def clear(engine: AsyncEngine) -> None:
 
 
 async def contents(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
-    tables = {"events": Event, "dossiers": Dossier, "progress_steps": ProgressStep}
-    keys = {
-        "events": Event.event_id,
-        "dossiers": Dossier.code,
-        "progress_steps": ProgressStep.event_id,
+    tables = {
+        "events": Event,
+        "dossiers": Dossier,
+        "progress_steps": ProgressStep,
+        "dossier_status_seen": DossierStatusSeen,
+    }
+    keys: dict[str, list[Any]] = {
+        "events": [Event.event_id],
+        "dossiers": [Dossier.code],
+        "progress_steps": [ProgressStep.event_id],
+        "dossier_status_seen": [DossierStatusSeen.dossier_code, DossierStatusSeen.status],
     }
     dump: dict[str, list[tuple[Any, ...]]] = {}
     async with engine.connect() as connection:
         for name, table in tables.items():
-            rows = await connection.execute(select(table.__table__).order_by(keys[name]))
+            rows = await connection.execute(select(table.__table__).order_by(*keys[name]))
             dump[name] = [tuple(row) for row in rows.all()]
     return dump
 

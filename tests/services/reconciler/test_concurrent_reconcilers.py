@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.rejudge import claim_fingerprint, judging_fingerprint
 from shared.db import unit_of_work
 from shared.models import Discrepancy, Dossier, FieldReport, ReconcileSchedule
 from tests.factories import dossier_code
@@ -57,6 +59,11 @@ async def seed(engine: AsyncEngine, now: datetime) -> None:
     async with unit_of_work(engine, "seed") as connection:
         await connection.execute(insert(Dossier), dossiers)
         await connection.execute(insert(FieldReport), reports)
+        # An established deployment: the judging settings are the ones already applied, so
+        # the reconcilers judge only what is scheduled below.
+        await claim_fingerprint(
+            connection, judging_fingerprint(ReconcilerSettings.model_construct()), now=now
+        )
 
 
 async def schedule_everything(engine: AsyncEngine, now: datetime) -> None:

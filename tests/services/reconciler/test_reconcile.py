@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.service import store_events
-from services.reconciler import service
+from services.reconciler import schedule, service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
 from services.reconciler.worker import Reconciler
@@ -101,11 +101,14 @@ async def test_returned_but_open_waits_for_the_grace_period_then_opens(
     clock.moment = RETURNED_AT + timedelta(minutes=119)
     await reconciler.drain()
     assert [d for d in await discrepancies(engine) if d.kind == "RETURNED_BUT_OPEN"] == []
-    clock.moment = RETURNED_AT + timedelta(minutes=120)
+    clock.moment = RETURNED_AT + timedelta(minutes=120)  # the grace's last instant: still in it
+    await reconciler.drain()
+    assert [d for d in await discrepancies(engine) if d.kind == "RETURNED_BUT_OPEN"] == []
+    clock.moment = RETURNED_AT + timedelta(minutes=120, microseconds=1)
     await reconciler.drain()
     [found] = await discrepancies(engine)
     assert (found.kind, found.severity, found.status) == ("RETURNED_BUT_OPEN", "critical", "open")
-    assert found.since == RETURNED_AT + timedelta(minutes=120)
+    assert found.since == RETURNED_AT + timedelta(minutes=120, microseconds=1)
     assert found.reporter == "lethic.motcua"
     assert await history(engine, found.id) == ["opened"]
 
@@ -156,7 +159,7 @@ async def test_unknown_dossier_reported_by_the_desk_is_not_in_system(
     engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
 ) -> None:
     await desk_report(engine, clock, code=dossier_code(99))
-    clock.moment = RETURNED_AT + timedelta(hours=2)
+    clock.moment = RETURNED_AT + timedelta(hours=2, microseconds=1)
     await reconciler.drain()
     [found] = await discrepancies(engine)
     assert (found.kind, found.severity, found.unit_code) == (
@@ -273,7 +276,7 @@ async def test_facts_marked_while_a_chunk_is_judged_are_not_forgotten(
     """Without row locks (SQLite) a report can land between claim and write: its mark stays."""
     await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
     async with engine.connect() as reader:
-        claimed = await service.claim_due(reader, now=clock(), limit=10)
+        claimed = await schedule.claim_due(reader, now=clock(), delivered_until=clock(), limit=10)
     clock.moment += timedelta(seconds=1)
     await desk_report(engine, clock)  # marks the dossier at the new "now"
     async with unit_of_work(engine, "test") as connection:

@@ -31,6 +31,7 @@ CALENDAR = WorkingCalendar()
 SETTINGS = default_rule_settings()
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
+SECOND = timedelta(seconds=1)
 
 
 def vn(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -94,7 +95,12 @@ CRIT, WARN, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
 
 CASES = {
     # RETURNED_BUT_OPEN
-    "returned-status-4-at-grace": Case(facts(4), [desk()], DESK_AT + GRACE, [(RBO, CRIT)]),
+    # At the grace's end the system is still within it (as a dossier is on time at its due
+    # date); the rule holds from the first instant after.
+    "returned-status-4-at-grace": Case(facts(4), [desk()], DESK_AT + GRACE, []),
+    "returned-status-4-one-tick-after-grace": Case(
+        facts(4), [desk()], DESK_AT + GRACE + TICK, [(RBO, CRIT)]
+    ),
     "returned-status-4-one-minute-before-grace": Case(
         facts(4), [desk()], DESK_AT + GRACE - MINUTE, []
     ),
@@ -129,10 +135,28 @@ CASES = {
     "ngay-tra-exactly-at-tolerance": Case(
         facts(10, returned_at=DESK_AT + 4 * HOUR), [desk()], DESK_AT + 5 * HOUR, []
     ),
-    "finished-after-desk-return": Case(
+    "finished-an-hour-after-desk-return-is-within-tolerance": Case(
         facts(10, finished_at=DESK_AT + HOUR, returned_at=DESK_AT + HOUR),
         [desk()],
-        DESK_AT + 2 * HOUR,
+        DESK_AT + 3 * HOUR,
+        [],
+    ),
+    "finished-37-seconds-after-the-desks-minute": Case(
+        facts(10, finished_at=DESK_AT + 37 * SECOND, returned_at=DESK_AT + MINUTE),
+        [desk()],
+        DESK_AT + 3 * HOUR,
+        [],
+    ),
+    "finished-exactly-at-tolerance-after-desk-return": Case(
+        facts(10, finished_at=DESK_AT + 4 * HOUR, returned_at=DESK_AT),
+        [desk()],
+        DESK_AT + 5 * HOUR,
+        [],
+    ),
+    "finished-a-tick-beyond-tolerance-after-desk-return": Case(
+        facts(10, finished_at=DESK_AT + 4 * HOUR + TICK, returned_at=DESK_AT),
+        [desk()],
+        DESK_AT + 5 * HOUR,
         [(TM, WARN)],
     ),
     "withdrawn-vs-10-is-no-time-mismatch": Case(
@@ -162,9 +186,10 @@ CASES = {
         [],
     ),
     # NOT_IN_SYSTEM
-    "unknown-dossier-after-grace": Case(None, [desk()], DESK_AT + GRACE, [(NIS, CRIT)]),
+    "unknown-dossier-after-grace": Case(None, [desk()], DESK_AT + GRACE + TICK, [(NIS, CRIT)]),
+    "unknown-dossier-at-grace": Case(None, [desk()], DESK_AT + GRACE, []),
     "unknown-withdrawn-after-grace": Case(
-        None, [desk("withdrawn")], DESK_AT + GRACE, [(NIS, CRIT)]
+        None, [desk("withdrawn")], DESK_AT + GRACE + TICK, [(NIS, CRIT)]
     ),
     "unknown-dossier-within-grace": Case(None, [desk()], DESK_AT + GRACE - TICK, []),
     "unknown-dossier-no-report": Case(None, [], DESK_AT, []),
@@ -268,7 +293,7 @@ def test_rule_table(case: Case) -> None:
 
 def test_returned_but_open_since_is_grace_expiry() -> None:
     (finding,) = judge(facts(4), [desk()], DESK_AT + 5 * HOUR)
-    assert finding.since == DESK_AT + GRACE
+    assert finding.since == DESK_AT + GRACE + TICK
     assert finding.details["system_status"] == 4
     assert finding.details["occurred_at"] == "2025-03-05T09:00:00+07:00"
 
@@ -323,7 +348,7 @@ def test_naive_now_is_refused() -> None:
 def test_next_change_is_the_grace_expiry_for_a_returned_but_open_dossier() -> None:
     assert (
         next_change(facts(4), [desk()], now=DESK_AT, calendar=CALENDAR, settings=SETTINGS)
-        == DESK_AT + GRACE
+        == DESK_AT + GRACE + TICK
     )
 
 

@@ -52,7 +52,7 @@ def row(status: int | None, **fields: object) -> KpiInput:
         "digitised": True,
         "received_at": RECEIVED,
         "due_at": DUE,
-        "snapshot_emitted_at": EMITTED,
+        "status_first_seen_at": EMITTED,
     }
     values.update(fields)
     return KpiInput(**values)  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def row(status: int | None, **fields: object) -> KpiInput:
         (7, {}, EMITTED),
         (8, {}, EMITTED),
         (7, {"finished_at": FINISHED}, FINISHED),  # reached 9 before it was withdrawn
-        (9, {}, EMITTED),  # closed without its stamp: the system said so by emitted_at
+        (9, {}, EMITTED),  # closed without its stamp: the first snapshot that showed it
         # open statuses have no end yet, whatever stale stamps they carry
         (1, {}, PERIOD_END),
         (2, {}, PERIOD_END),
@@ -209,7 +209,7 @@ moments = st.datetimes(
             finished_at=st.none() | moments,
             returned_at=st.none() | moments,
             refused_at=st.none() | moments,
-            snapshot_emitted_at=st.none() | moments,
+            status_first_seen_at=st.none() | moments,
         ),
         max_size=30,
     )

@@ -13,7 +13,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import ADMIN_KEY, DESK_KEY, OFFICER_KEY, bearer
+from services.ingest.service import store_events
+from shared.db import unit_of_work
+from shared.events import DossierEvent, parse_envelope
+from tests.conftest import ADMIN_KEY, DESK_KEY, OFFICER_KEY, TEST_NOW, bearer
 from tests.factories import dossier_code
 from tests.services.reconciler.kpis.conftest import (
     NEW,
@@ -334,3 +337,26 @@ async def test_the_period_defaults_to_this_month_so_far(client: httpx.AsyncClien
     assert response.json()["period"] == {"from": "2024-11-01", "to": "2024-11-06"}
     response = await kpis(client, ADMIN_KEY, unit="", **{"from": "", "to": ""})
     assert response.json()["period"] == {"from": "2024-11-01", "to": "2024-11-06"}
+
+
+@pytest.mark.parametrize("resync_first", [False, True], ids=["in-order", "resync-arrives-first"])
+async def test_a_withdrawn_dossier_resynced_later_keeps_the_end_it_first_showed(
+    client: httpx.AsyncClient, engine: AsyncEngine, resync_first: bool
+) -> None:
+    """End of 7 (and 8) = the first snapshot that showed it: a later re-sync is not late."""
+    code = dossier_code(1)
+    first = dossier(code, status=7, received=vn(10, 5), due=vn(10, 12), emitted=vn(10, 10, 9))
+    resync = {
+        **dossier(code, status=7, received=vn(10, 5), due=vn(10, 12), emitted=vn(10, 30, 9)),
+        "event_id": f"resync-{code}",
+    }
+    await load(engine, units=UNITS)
+    for envelope in [resync, first] if resync_first else [first, resync]:
+        event = parse_envelope(envelope)
+        assert isinstance(event, DossierEvent)
+        async with unit_of_work(engine, "test") as connection:
+            await store_events(connection, [event], now=TEST_NOW)  # an older one: stale
+
+    items = items_by_unit(await kpis(client, ADMIN_KEY, **OCTOBER))
+    assert items[NEW]["received"] == 1
+    assert items[NEW]["on_time_pct"] == 100.0  # ended 10/10 09:00 ≤ due 12/10, not 30/10
