@@ -71,7 +71,7 @@ def _subject(purpose: str, items: Sequence[Mapping[str, Any]]) -> str:
             "severity": f"Mức độ tăng lên {first['severity_label']}: {about}",
             "reminder": f"Nhắc lại – {first['severity_label']}: {about}",
             "escalation": f"Chưa được xác nhận{waited}: {about}",
-            "handover": f"Hồ sơ chuyển cho anh/chị – {first['severity_label']}: {about}",
+            "handover": f"Hồ sơ được chuyển cho anh/chị – {first['severity_label']}: {about}",
             "resolved": f"Đã tự động đóng: {about}",
             "unreachable": f"Không liên lạc được với cán bộ {_distinct([first['unreachable']])}"
             f": {about}",

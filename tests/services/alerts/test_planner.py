@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.alerts.channels.base import Recipient
 from services.alerts.config import AlertsSettings
+from services.alerts.content.rendering import render
 from services.alerts.planner import AlertPlanner
 from services.ingest.service import store_events
 from services.reconciler.config import ReconcilerSettings
@@ -20,7 +22,15 @@ from services.reconciler.writes import Change
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
 from shared.events import DossierEvent, parse_envelope
-from shared.models import AlertTrack, Discrepancy, FieldReport, Notification, Officer, Unit
+from shared.models import (
+    AlertTrack,
+    Discrepancy,
+    DiscrepancyHistory,
+    FieldReport,
+    Notification,
+    Officer,
+    Unit,
+)
 from tests.factories import dossier_code, progress, snapshot
 
 UNIT = "000.00.12.H08"
@@ -318,3 +328,94 @@ async def test_weekly_digest_is_planned_once_per_unit_and_week(
     assert digest.recipient == "phamvand.lanhdao"
     assert digest.content["week"] == "2026-W49"
     assert [i["dossier_code"] for i in digest.content["returned_open"]] == [CODE]
+
+
+HANDED_TO = "nguyenvane.vpdkdd"
+
+
+async def hand_over(engine: AsyncEngine, clock: Clock) -> None:
+    """A new step: the dossier now sits with another handler of the same unit."""
+    clock.moment += timedelta(minutes=5)
+    event = parse_envelope(
+        progress(CODE, event_id="p2", emitted_at=clock(), step_at=clock(), officer=HANDED_TO)
+    )
+    assert isinstance(event, DossierEvent)
+    async with unit_of_work(engine, "test") as connection:
+        await store_events(connection, [event], now=clock())
+
+
+async def test_a_hand_off_moves_the_discrepancy_to_the_new_holder(
+    engine: AsyncEngine, clock: Clock, reconciler: Reconciler
+) -> None:
+    await directory(
+        engine, clock, [*OFFICERS, (HANDED_TO, "Nguyễn Văn E", "handler", "e@x.vn", None, None)]
+    )
+    await returned_but_open(engine, clock)
+    await reconciler.drain()
+    await hand_over(engine, clock)
+    await reconciler.drain()
+
+    async with engine.connect() as connection:
+        found = (await connection.execute(select(Discrepancy))).one()
+        history = (
+            await connection.execute(
+                select(DiscrepancyHistory.action, DiscrepancyHistory.note).order_by(
+                    DiscrepancyHistory.id
+                )
+            )
+        ).all()
+    assert found.responsible == HANDED_TO
+    assert [action for action, _ in history] == ["opened", "handed_over"]
+    assert "tranthib.vpdkdd" in history[1].note and HANDED_TO in history[1].note
+
+    rows = await outbox(engine)
+    previous = [r for r in rows if r.recipient == "tranthib.vpdkdd"]
+    assert {r.status for r in previous} == {"cancelled"}  # not sent yet: never sent
+    told = [r for r in rows if r.recipient == HANDED_TO]
+    assert [(r.purpose, r.channel, r.status) for r in told] == [("handover", "email", "pending")]
+    # The desk officer who reported it is still told about it: nothing of theirs is cancelled.
+    assert {r.status for r in rows if r.recipient == "lethic.motcua"} == {"pending"}
+
+
+async def test_the_new_holder_reads_that_the_dossier_was_handed_to_them(
+    engine: AsyncEngine, clock: Clock, reconciler: Reconciler
+) -> None:
+    await directory(
+        engine, clock, [*OFFICERS, (HANDED_TO, "Nguyễn Văn E", "handler", "e@x.vn", None, None)]
+    )
+    await returned_but_open(engine, clock)
+    await reconciler.drain()
+    await hand_over(engine, clock)
+    await reconciler.drain()
+
+    [row] = [r for r in await outbox(engine) if r.recipient == HANDED_TO]
+    message = render(
+        "handover",
+        [row.content],
+        recipient=Recipient(HANDED_TO, "Nguyễn Văn E", "e@x.vn", None, None),
+        notification_id=str(row.id),
+        channel="email",
+        ack_links={},
+    )
+    assert "được chuyển cho anh/chị" in message.subject
+    assert "đã được chuyển cho anh/chị xử lý và đang có sai lệch" in message.text
+    assert CODE in message.text
+
+
+async def test_a_change_of_deciding_unit_moves_the_discrepancy_to_that_unit(
+    engine: AsyncEngine, clock: Clock, reconciler: Reconciler
+) -> None:
+    await directory(engine, clock)
+    await returned_but_open(engine, clock)
+    await reconciler.drain()
+    clock.moment += timedelta(minutes=5)
+    moved = parse_envelope(
+        snapshot(CODE, event_id="s9", emitted_at=clock(), status=4, unit="000.00.13.H08")
+    )
+    assert isinstance(moved, DossierEvent)
+    async with unit_of_work(engine, "test") as connection:
+        await store_events(connection, [moved], now=clock())
+    await reconciler.drain()
+    async with engine.connect() as connection:
+        found = (await connection.execute(select(Discrepancy))).one()
+    assert found.unit_code == "000.00.13.H08"
