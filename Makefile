@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint demo audit bench-ingest
+.PHONY: run test lint demo audit bench-ingest screenshots
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m browser
 
 demo: $(BIN)/.installed
 	$(BIN)/doisoat demo
@@ -36,3 +37,7 @@ lint: $(BIN)/.installed
 
 bench-ingest: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
+
+# The README's screenshots of each page, taken by the browser tests (Debian's chromium).
+screenshots: $(BIN)/.installed
+	DOISOAT_SCREENSHOTS=1 $(BIN)/pytest -q tests/browser

@@ -40,6 +40,11 @@ class OfficerRecord:
         """A row of the ``officers`` table (every column) as a record."""
         return cls(**row._mapping)
 
+    @classmethod
+    def of_columns(cls, row: Any) -> OfficerRecord:
+        """The officer columns of a wider row (a join with the ``officers`` table)."""
+        return cls(**{name: getattr(row, name) for name in cls.__slots__})
+
     def in_local_time(self) -> OfficerRecord:
         """As the API shows it: ``updated_at`` in Vietnam time, with its offset."""
         return replace(self, updated_at=self.updated_at.astimezone(VN_TZ))

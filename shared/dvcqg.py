@@ -6,10 +6,11 @@ Pure functions, no I/O: used by ingest when writing and by the reconciler when j
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from shared.clock import VN_TZ
 
@@ -119,17 +120,48 @@ def effective_due_at(
     Supplement requests and apology letters both move the date; ties on ``NgayYeuCau`` go to
     the later new date, so the answer never depends on list order.
     """
+    latest = _latest_reschedule(snapshot)
+    if latest is not None:
+        return parse_thoi_diem(latest[2])
+    if promised is not None:  # ``NgayHenTra`` already parsed by the caller
+        return promised
+    return optional_thoi_diem(snapshot, "NgayHenTra")
+
+
+def _latest_reschedule(snapshot: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(list name, ``NgayYeuCau``, ``NgayHenTraMoi``) of the entry that sets the due date."""
     latest: tuple[str, str] | None = None
+    origin = ""
     for list_name in RESCHEDULE_LISTS:
         for entry in snapshot.get(list_name) or ():
             candidate = (entry["NgayYeuCau"], entry["NgayHenTraMoi"])
             if latest is None or candidate > latest:
-                latest = candidate
-    if latest is not None:
-        return parse_thoi_diem(latest[1])
-    if promised is not None:  # ``NgayHenTra`` already parsed by the caller
-        return promised
-    return optional_thoi_diem(snapshot, "NgayHenTra")
+                latest, origin = candidate, list_name
+    return None if latest is None else (origin, *latest)
+
+
+DueSource = Literal["promised", "supplement", "apology"]
+
+
+@dataclass(frozen=True, slots=True)
+class DueDate:
+    """The effective due date and where it came from, for people who must trust it."""
+
+    at: datetime | None
+    source: DueSource | None  # None: the dossier has no due date
+    requested_at: datetime | None = None  # the ``NgayYeuCau`` of the entry that moved it
+
+
+def due_date_of(snapshot: Mapping[str, Any]) -> DueDate:
+    """:func:`effective_due_at` with its origin: ``NgayHenTra``, a supplement request or an
+    apology letter (and the day it was made)."""
+    latest = _latest_reschedule(snapshot)
+    if latest is None:
+        promised = optional_thoi_diem(snapshot, "NgayHenTra")
+        return DueDate(promised, None if promised is None else "promised")
+    list_name, requested, new_date = latest
+    source: DueSource = "supplement" if list_name == "DanhSachHoSoBoSung" else "apology"
+    return DueDate(parse_thoi_diem(new_date), source, parse_thoi_diem(requested))
 
 
 def agency_of_dossier_code(code: str) -> str:

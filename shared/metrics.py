@@ -58,8 +58,8 @@ INGEST_BATCH_FAILURES = Counter(
 
 FIELD_REPORTS = Counter(
     "doisoat_field_reports_total",
-    "Field reports from the one-stop desk, by channel (api, csv) and outcome "
-    "(accepted, duplicate, conflict, refused).",
+    "Field reports from the one-stop desk, by channel (api, csv, web: the workspace register) "
+    "and outcome (accepted, duplicate, conflict, refused).",
     ["channel", "outcome"],
 )
 

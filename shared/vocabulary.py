@@ -65,6 +65,18 @@ DISCREPANCY_STATUS_LABELS: Final[Mapping[str, str]] = {
     "resolved": "Đã giải quyết",
 }
 
+# What the one-stop desk reports (contract §2: ``kind``; the register's ``loai``).
+REPORT_KIND_LABELS: Final[Mapping[str, str]] = {
+    "returned": "Trả kết quả",
+    "withdrawn": "Rút hồ sơ",
+}
+# KenhThucHien (contract §1).
+SUBMISSION_CHANNEL_LABELS: Final[Mapping[int, str]] = {
+    1: "Trực tiếp",
+    2: "Trực tuyến",
+    3: "Bưu chính công ích",
+}
+
 # TrangThaiHoSo (contract §1), as the procedure system names them.
 STATUS_NAMES: Final[Mapping[int, str]] = {
     1: "Mới đăng ký",
@@ -97,3 +109,18 @@ KPI_LABELS: Final[Mapping[str, str]] = {
 def local_iso(moment: datetime | None) -> str | None:
     """ISO 8601 in Vietnam time with its offset: how answers and details show a moment."""
     return None if moment is None else moment.astimezone(VN_TZ).isoformat()
+
+
+def local_time_text(moment: datetime | None) -> str:
+    """``06/11/2024 09:15`` (``dd/MM/yyyy HH:mm``, Vietnam time): how people read a moment."""
+    return "" if moment is None else moment.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M")
+
+
+def percent_text(value: float | None) -> str:
+    """``94,4%``: one decimal with a decimal comma; "—" when there is nothing to measure."""
+    return "—" if value is None else f"{value:.1f}".replace(".", ",") + "%"
+
+
+def number_text(value: int) -> str:
+    """``12.345``: Vietnamese thousands."""
+    return f"{value:,}".replace(",", ".")

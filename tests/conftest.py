@@ -1,4 +1,5 @@
-"""Fixtures on real services: PostgreSQL (own database per test), SQLite, the tansu Kafka broker."""
+"""Fixtures on real services: PostgreSQL (own database per test), SQLite, the tansu Kafka broker,
+and the local peers of the alerts (an SMTP server, a server speaking the Zalo API)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from shared import migrate
 from shared.clock import fixed_clock
 from shared.config import ApiKey, BaseDoisoatSettings
 from shared.db import create_engine
+from tests.fakes.smtp_server import FakeSmtpServer
+from tests.fakes.zalo_server import FakeZaloServer, running_fake_zalo
 from tests.support import postgres
 from tests.support.broker import Broker
 
@@ -103,6 +106,22 @@ def broker() -> Iterator[Broker]:
     started.start()
     yield started
     started.stop()
+
+
+@pytest.fixture
+def smtp_relay() -> Iterator[FakeSmtpServer]:
+    """A real SMTP server on loopback (aiosmtpd) that records every message it accepts."""
+    server = FakeSmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zalo_api() -> Iterator[FakeZaloServer]:
+    """An HTTP server on loopback speaking Zalo's token, OA message and ZNS APIs."""
+    with running_fake_zalo() as server:
+        yield server
 
 
 def make_settings(database_url: str, **overrides: Any) -> BaseDoisoatSettings:

@@ -27,6 +27,8 @@ from shared.vocabulary import local_iso
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PREFIX = "/api/v1/"
 ACK_PREFIX = "/ack/"
+SIGN_IN_PREFIX = "/sign-in/"  # a sign-in link: its token is a credential too
+NOT_AUDITED = ("/static/", "/metrics", "/healthz", "/readyz")
 LINK_ROLE = "link"
 TEXT_LIMIT = 255  # the action and target columns
 CLIENT_LIMIT = 64
@@ -46,10 +48,9 @@ class AuditRecord:
 
 
 def audited(method: str, path: str) -> bool:
-    """Writes under ``/api/v1`` and acknowledgements by link; reads are not audited."""
-    return method in AUDITED_METHODS and (
-        path.startswith(API_PREFIX) or (method == "POST" and path.startswith(ACK_PREFIX))
-    )
+    """Every write — through the API, an ack link or a page (signing in included); reads are
+    not audited."""
+    return method in AUDITED_METHODS and not path.startswith(NOT_AUDITED)
 
 
 def describe(
@@ -61,6 +62,8 @@ def describe(
     template = getattr(scope.get("route"), "path", None) or path
     if path.startswith(ACK_PREFIX):
         template = f"{ACK_PREFIX}{{token}}"  # the token is a credential: never in the log
+    elif path.startswith(SIGN_IN_PREFIX):
+        template = f"{SIGN_IN_PREFIX}{{token}}"
     params: Mapping[str, Any] = scope.get("path_params") or {}
     account: str | None = None
     role: str | None = None
@@ -79,7 +82,7 @@ def describe(
         principal = (scope.get("state") or {}).get("principal")
         if isinstance(principal, Principal):
             account, role = principal.account, principal.role
-        if params:
+        if params and not path.startswith(SIGN_IN_PREFIX):
             target = _target(params)
     client = scope.get("client")
     return AuditRecord(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BeforeValidator
 
 from services.access import audit
 from services.access.schemas import AuditPage
@@ -17,6 +19,17 @@ MAX_LIMIT = 500
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 AdminKey = Annotated[Principal, Depends(require_role("admin"))]
+_STARTS_WITH_A_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _not_unix_time(value: Any) -> Any:
+    """``since`` is an RFC 3339 date-time; pydantic alone would also read ``1700000000``."""
+    if isinstance(value, str) and not _STARTS_WITH_A_DATE.match(value):
+        raise ValueError("expected a date-time such as 2024-11-06T08:00:00+07:00")
+    return value
+
+
+Since = Annotated[datetime | None, BeforeValidator(_not_unix_time)]
 
 
 @router.get("/audit", response_model=AuditPage)
@@ -25,7 +38,7 @@ async def list_audit(
     engine: EngineDep,
     account: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=audit.TEXT_LIMIT)] = None,
-    since: datetime | None = None,
+    since: Since = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Offset = 0,
 ) -> AuditPage:

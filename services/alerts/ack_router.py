@@ -19,8 +19,16 @@ from services.alerts.links import AckClaim, AckLinks, InvalidAckLink
 from shared.db import unit_of_work
 from shared.vocabulary import DISCREPANCY_STATUS_LABELS
 from shared.web.deps import ClockDep, EngineDep
+from shared.web.openapi import html_responses
 
 router = APIRouter(tags=["ack"])
+
+# Each answer is a page saying what happened (the link is opened in a browser).
+PAGE_ANSWERS = {
+    400: "Liên kết không hợp lệ / Not a genuine link (e.g. cut short when copied)",
+    404: "Không còn sai lệch mà liên kết nhắc tới / The discrepancy no longer exists",
+    410: "Liên kết đã hết hạn / The link has expired; a reminder brings a new one",
+}
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -123,7 +131,7 @@ def _already(row: Any, item: dict[str, Any]) -> HTMLResponse:
     )
 
 
-@router.get("/ack/{token}", response_class=HTMLResponse)
+@router.get("/ack/{token}", response_class=HTMLResponse, responses=html_responses(PAGE_ANSWERS))
 async def show_acknowledgement(token: str, request: Request, engine: EngineDep) -> HTMLResponse:
     """What the link would acknowledge, with a form; changes nothing."""
     claim = _claim(request, token)
@@ -151,7 +159,13 @@ async def show_acknowledgement(token: str, request: Request, engine: EngineDep) 
     )
 
 
-@router.post("/ack/{token}", response_class=HTMLResponse)
+@router.post(
+    "/ack/{token}",
+    response_class=HTMLResponse,
+    responses=html_responses(
+        {**PAGE_ANSWERS, 409: "Sai lệch đã được giải quyết / Already resolved"}
+    ),
+)
 async def acknowledge(
     token: str, request: Request, engine: EngineDep, clock: ClockDep
 ) -> HTMLResponse:

@@ -1,4 +1,5 @@
-"""Use cases behind the alerts' HTTP routes: the outbox listing and acknowledgement by link.
+"""Use cases behind the alerts' HTTP routes: the outbox listing, a dossier's notifications and
+acknowledgement by link.
 
 The routers parse, call these and answer; the queries live here. None of these functions
 commits: each route opens its one unit of work. Acknowledging itself is the reconciler's
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +20,7 @@ from services.alerts.content.views import item_view
 from services.alerts.content.wording import alert_content
 from services.reconciler import queries as reconciler_queries
 from shared.directory import load_directory
-from shared.models import Dossier, Notification, Unit
+from shared.models import Discrepancy, Dossier, Notification, Officer, Unit
 from shared.vocabulary import local_iso
 
 NOTIFICATION_STATUSES = ("pending", "sent", "dead", "cancelled")
@@ -64,6 +65,81 @@ async def list_notifications(
         .offset(offset)
     )
     return [_notification(row) for row in rows.all()], total
+
+
+# ---- a dossier's story: who was told, when and how ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DossierNotification:
+    """One outbox row about a discrepancy of a dossier, as a dossier's story tells it.
+
+    ``at`` is when it went out (``sent_at``), else when it was written; the address is left out:
+    the story says who was told and how, not where to reach them.
+    """
+
+    source: ClassVar[str] = "notification"
+
+    at: datetime
+    id: int
+    discrepancy_id: int
+    kind: str  # the discrepancy's kind
+    purpose: str
+    channel: str
+    recipient: str
+    recipient_name: str | None
+    status: str  # pending | sent | dead | cancelled
+    created_at: datetime
+    not_before: datetime
+    sent_at: datetime | None
+    attempts: int
+
+
+async def notifications_of_dossier(
+    connection: AsyncConnection, code: str
+) -> list[DossierNotification]:
+    """Every outbox row about the discrepancies of dossier ``code``, oldest first.
+
+    Indexed lookups only: the dossier's discrepancies, then their rows by ``discrepancy_id``.
+    """
+    rows = await connection.execute(
+        select(
+            Notification.id,
+            Notification.discrepancy_id,
+            Discrepancy.kind,
+            Notification.purpose,
+            Notification.channel,
+            Notification.recipient,
+            Officer.full_name,
+            Notification.status,
+            Notification.created_at,
+            Notification.not_before,
+            Notification.sent_at,
+            Notification.attempts,
+        )
+        .join(Discrepancy, Discrepancy.id == Notification.discrepancy_id)
+        .outerjoin(Officer, Officer.account == Notification.recipient)
+        .where(Discrepancy.dossier_code == code)
+        .order_by(Notification.created_at, Notification.id)
+    )
+    return [
+        DossierNotification(
+            at=row.sent_at or row.created_at,
+            id=row.id,
+            discrepancy_id=row.discrepancy_id,
+            kind=row.kind,
+            purpose=row.purpose,
+            channel=row.channel,
+            recipient=row.recipient,
+            recipient_name=row.full_name,
+            status=row.status,
+            created_at=row.created_at,
+            not_before=row.not_before,
+            sent_at=row.sent_at,
+            attempts=row.attempts,
+        )
+        for row in rows.all()
+    ]
 
 
 # ---- GET and POST /ack/{token} -------------------------------------------------------------

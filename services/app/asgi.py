@@ -31,12 +31,15 @@ from services.reconciler.directory import router as directory_router
 from services.reconciler.dossiers import router as dossiers_router
 from services.reconciler.kpis import router as kpis_router
 from services.reconciler.reports import router as reports_router
+from services.workspace.app import mount_workspace
+from services.workspace.config import WorkspaceSettings
 from shared import metrics
 from shared.auth import KeyRing
 from shared.clock import Clock, system_clock
 from shared.config import BaseDoisoatSettings
 from shared.db import database_reachable
 from shared.web.errors import install_error_handlers
+from shared.web.openapi import install_openapi
 
 log = logging.getLogger("doisoat.api")
 
@@ -63,8 +66,13 @@ def create_app(
     serve_api: bool = True,
     readiness: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
     on_new_facts: Callable[[], None] = lambda: None,
+    workspace: WorkspaceSettings | None = None,
 ) -> FastAPI:
-    """Build the app; ``on_new_facts`` is called after a request commits events or reports."""
+    """Build the app; ``on_new_facts`` is called after a request commits events or reports.
+
+    With ``workspace`` settings (the processes that serve the API) the officers' pages are
+    served too.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +102,7 @@ def create_app(
     )
     metrics.record_build_info()
     install_error_handlers(app)
+    install_openapi(app)
     app.state.engine = engine
     app.state.clock = clock
     app.state.key_ring = KeyRing(settings.api_keys, engine=engine)
@@ -114,6 +123,8 @@ def create_app(
         app.include_router(reports_router.router)
         app.include_router(notifications_router.router)
         app.include_router(audit_router.router)
+        if workspace is not None:
+            mount_workspace(app, workspace)
     app.middleware("http")(_measure)
     if serve_api:
         app.add_middleware(AuditMiddleware)

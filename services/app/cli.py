@@ -13,6 +13,7 @@ from services.app.commands.imports import import_app
 from services.app.commands.keys import keys_app
 from services.app.commands.purge import purge
 from services.app.commands.rejudge import rejudge
+from services.app.commands.sign_in import sign_in_link, sign_out
 
 app = typer.Typer(
     help="doisoat — đối soát trạng thái hồ sơ thủ tục hành chính với thực tế tại Bộ phận Một cửa.",
@@ -32,6 +33,8 @@ for command in (
     demo,
 ):
     app.command()(command)
+app.command("sign-in-link")(sign_in_link)
+app.command("sign-out")(sign_out)
 app.add_typer(import_app, name="import")
 app.add_typer(keys_app, name="keys")
 

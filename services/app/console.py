@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.config import BaseDoisoatSettings
 from shared.db import create_engine, database_reachable, unit_of_work
 from shared.logs import configure_logging
+from shared.vocabulary import number_text
 
 SettingsT = TypeVar("SettingsT", bound=BaseDoisoatSettings)
 T = TypeVar("T")
@@ -92,6 +93,4 @@ def in_database(database_url: str, name: str, work: Callable[[AsyncConnection], 
     return run_async(main())
 
 
-def number(value: int) -> str:
-    """Vietnamese thousands: ``12.345``."""
-    return f"{value:,}".replace(",", ".")
+number = number_text

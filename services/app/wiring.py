@@ -25,6 +25,7 @@ from services.ingest.consumer import KafkaIngestor
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.worker import ChangeHook, Reconciler
 from services.reconciler.writes import Change
+from services.workspace.config import WorkspaceSettings
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings
 
@@ -53,7 +54,13 @@ class _Server(uvicorn.Server):
                 signal.signal(handled, handler)
 
 
-def serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: bool) -> None:
+def serve(
+    settings: BaseDoisoatSettings,
+    workers: WorkerFactory,
+    *,
+    serve_api: bool,
+    workspace: WorkspaceSettings | None = None,
+) -> None:
     """Serve the app (``/metrics``, ``/healthz``, ``/readyz`` included) and ``workers``."""
 
     async def main() -> None:
@@ -69,6 +76,7 @@ def serve(settings: BaseDoisoatSettings, workers: WorkerFactory, *, serve_api: b
                 serve_api=serve_api,
                 readiness=readiness,
                 on_new_facts=wake or (lambda: None),
+                workspace=workspace,
             )
             config = uvicorn.Config(
                 application,

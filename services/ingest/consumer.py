@@ -64,6 +64,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
                 if labels in self._ingestor.lag_labels:
                     metrics.INGEST_CONSUMER_LAG.remove(*labels)
                     self._ingestor.lag_labels.discard(labels)
+                self._ingestor.stored_positions.pop(tp, None)
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in revoked]})
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -94,6 +95,8 @@ class KafkaIngestor:
         self._consumer: AIOKafkaConsumer | None = None
         self._member = f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}"
         self._last_report = 0.0
+        # The next offset stored per assigned partition (None until this member stored one).
+        self.stored_positions: dict[TopicPartition, int] = {}
 
     def report_soon(self) -> None:
         """Report the partitions' progress at the next idle poll (after an assignment)."""
@@ -269,22 +272,14 @@ class KafkaIngestor:
                     await service.store_dead_letters(connection, prepared.dead, now=now)
                     await progress.report_partitions(
                         connection,
-                        [
-                            progress.PartitionReport(
-                                tp.topic,
-                                tp.partition,
-                                position,
-                                consumer.highwater(tp),
-                                prepared.newest.get(tp),
-                            )
-                            for tp, position in prepared.offsets.items()
-                        ],
+                        self._progress(consumer, prepared),
                         consumer=self._member,
                         now=now,
                     )
             except Exception:
                 log.exception("batch failed; retrying from the committed offsets")
                 return False
+            self.stored_positions.update(prepared.offsets)
             if self._on_committed is not None and result.touched_dossiers:
                 self._on_committed()
             try:
@@ -306,6 +301,24 @@ class KafkaIngestor:
             seconds=time.perf_counter() - prepared.started,
             dead=prepared.dead,
         )
+
+    def _progress(
+        self, consumer: AIOKafkaConsumer, prepared: _Prepared
+    ) -> list[progress.PartitionReport]:
+        """Every assigned partition, not only the batch's: while one partition's backlog is
+        drained the others' high-water marks move too, and a partition this member has not
+        stored yet is reported without a position (the watermark is then unknown)."""
+        positions = {**self.stored_positions, **prepared.offsets}
+        return [
+            progress.PartitionReport(
+                tp.topic,
+                tp.partition,
+                positions.get(tp),
+                consumer.highwater(tp),
+                prepared.newest.get(tp),
+            )
+            for tp in {*consumer.assignment(), *prepared.offsets}
+        ]
 
     async def _report_idle(self, consumer: AIOKafkaConsumer) -> None:
         """Nothing fetched is left unstored: report every assigned partition's position.
@@ -336,6 +349,13 @@ class KafkaIngestor:
         except Exception:
             log.warning("partition progress not recorded; retrying", exc_info=True)
             return
+        self.stored_positions.update(
+            {
+                TopicPartition(report.topic, report.partition): report.position
+                for report in reports
+                if report.position is not None
+            }
+        )
         # A partition not fetched yet has no high-water mark: report again at the next poll.
         known = all(report.high_water is not None for report in reports)
         self._last_report = time.monotonic() if known else 0.0

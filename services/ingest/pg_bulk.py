@@ -39,9 +39,10 @@ _WRITE_BATCH = text(
         SELECT * FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
             event_id text, type text, source text, emitted_at timestamptz, dossier_code text,
             data jsonb, status smallint, unit_code text, procedure_code text,
-            procedure_name text, channel smallint, digitised boolean, received_at timestamptz,
-            due_at timestamptz, finished_at timestamptz, returned_at timestamptz,
-            refused_at timestamptz, step_at timestamptz, officer text, title text,
+            procedure_name text, field_name text, channel smallint, digitised boolean,
+            received_at timestamptz, due_at timestamptz, finished_at timestamptz,
+            returned_at timestamptz, refused_at timestamptz, step_at timestamptz, officer text,
+            title text,
             department text, content text, started_at timestamptz, deadline_at timestamptz
         )
     ), fresh AS (
@@ -76,19 +77,20 @@ _WRITE_BATCH = text(
           AND (n.emitted_at, n.event_id) < (d.snapshot_emitted_at, d.snapshot_event_id)
     ), upserted AS (
         INSERT INTO dossiers AS d (code, status, unit_code, procedure_code, procedure_name,
-                                   channel, digitised, received_at, due_at, finished_at,
-                                   returned_at, refused_at, snapshot, snapshot_emitted_at,
-                                   snapshot_event_id)
+                                   field_name, channel, digitised, received_at, due_at,
+                                   finished_at, returned_at, refused_at, snapshot,
+                                   snapshot_emitted_at, snapshot_event_id)
         SELECT DISTINCT ON (n.dossier_code)
                n.dossier_code, n.status, n.unit_code, n.procedure_code, n.procedure_name,
-               n.channel, n.digitised, n.received_at, n.due_at, n.finished_at, n.returned_at,
-               n.refused_at, n.data, n.emitted_at, n.event_id
+               n.field_name, n.channel, n.digitised, n.received_at, n.due_at, n.finished_at,
+               n.returned_at, n.refused_at, n.data, n.emitted_at, n.event_id
         FROM new_events AS n
         WHERE n.type = 'dossier.snapshot'
         ORDER BY n.dossier_code, n.emitted_at DESC, n.event_id DESC
         ON CONFLICT (code) DO UPDATE SET
             status = excluded.status, unit_code = excluded.unit_code,
             procedure_code = excluded.procedure_code, procedure_name = excluded.procedure_name,
+            field_name = excluded.field_name,
             channel = excluded.channel, digitised = excluded.digitised,
             received_at = excluded.received_at, due_at = excluded.due_at,
             finished_at = excluded.finished_at, returned_at = excluded.returned_at,

@@ -17,6 +17,7 @@ from shared.dvcqg import agency_of_dossier_code
 from shared.events import DossierEvent, Rejection, parse_envelope
 from shared.web.deps import ClockDep, EngineDep, require_role
 from shared.web.limits import MAX_UPLOAD_BYTES, read_body
+from shared.web.openapi import error_responses
 
 MAX_ITEMS = 1000
 
@@ -41,7 +42,39 @@ def _event_id_of(item: Any) -> str | None:
     return event_id if isinstance(event_id, str) else None
 
 
-@router.post("/events", response_model=EventBatchRead)
+# Any JSON array: each item is answered on its own (an item that is not an envelope of contract
+# §1 is "refused" with the reason), so the document types only the array.
+EVENTS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "maxItems": MAX_ITEMS,
+                "items": {"description": "a dossier event envelope (contract §1)"},
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/events",
+    response_model=EventBatchRead,
+    responses=error_responses(
+        400,
+        413,
+        422,
+        descriptions={
+            400: "Thân yêu cầu không phải JSON / The body is not JSON",
+            413: f"Quá {MAX_ITEMS} sự kiện hoặc quá 10 MiB / More than {MAX_ITEMS} events, "
+            "or a body over 10 MiB",
+            422: "Không phải mảng JSON / Not a JSON array (or a NUL character, or nested "
+            "deeper than 32 levels)",
+        },
+    ),
+    openapi_extra={"requestBody": EVENTS_BODY},
+)
 async def post_events(
     request: Request, principal: SourceKey, engine: EngineDep, clock: ClockDep
 ) -> EventBatchRead:

@@ -43,6 +43,7 @@ def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
         "unit_code": data["DonViXuLy"],
         "procedure_code": data["MaTTHC"],
         "procedure_name": data.get("TenTTHC"),
+        "field_name": data.get("TenLinhVuc"),
         "channel": data["KenhThucHien"],
         "digitised": None if digitised is None else digitised == 1,
         "received_at": moment(event, "NgayTiepNhan"),

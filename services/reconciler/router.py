@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from services.reconciler import queries
 from services.reconciler.schemas import DiscrepancyPage, DiscrepancyRead
@@ -13,6 +13,7 @@ from shared.db import unit_of_work
 from shared.directory import load_directory
 from shared.vocabulary import Kind
 from shared.web.deps import ClockDep, EngineDep, Offset, forbidden_unit, require_role
+from shared.web.openapi import comma_separated, documented_as, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["discrepancies"])
 ReaderKey = Annotated[Principal, Depends(require_role("desk", "officer"))]
@@ -20,18 +21,36 @@ OfficerKey = Annotated[Principal, Depends(require_role("officer"))]
 STATUSES = ("open", "acknowledged", "resolved")
 MAX_LIMIT = 500
 MAX_ID_DIGITS = 18  # ids are 64-bit integers
+KINDS = tuple(kind.value for kind in Kind)
+Statuses = Annotated[
+    str | None,
+    Query(alias="status", description="one or several, comma-separated"),
+    comma_separated(STATUSES),
+]
+Kinds = Annotated[
+    str | None, Query(description="one or several, comma-separated"), comma_separated(KINDS)
+]
+# Anything else names no discrepancy: 404, as for an unknown id.
+DiscrepancyId = Annotated[
+    str, Path(), documented_as({"type": "string", "pattern": rf"^[0-9]{{1,{MAX_ID_DIGITS}}}$"})
+]
 
 
 def _split(value: str | None, allowed: tuple[str, ...], name: str) -> list[str]:
+    """``a,b`` → ``["a", "b"]``, each one of ``allowed`` (an empty value: no filter).
+
+    As documented (an array, comma-separated): an empty item (``a,,b``) is refused; blanks
+    around an item are ignored.
+    """
     if not value:
         return []
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    unknown = [item for item in items if item not in allowed]
+    items = [item.strip() for item in value.split(",")]
+    unknown = ", ".join(item or "''" for item in items if item not in allowed)
     if unknown:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"Giá trị {name} không hợp lệ: {', '.join(unknown)}. / "
-            f"Unknown {name}: {', '.join(unknown)} (allowed: {', '.join(allowed)}).",
+            f"Giá trị {name} không hợp lệ: {unknown}. / "
+            f"Unknown {name}: {unknown} (allowed: {', '.join(allowed)}).",
         )
     return items
 
@@ -40,15 +59,15 @@ def _split(value: str | None, allowed: tuple[str, ...], name: str) -> list[str]:
 async def list_discrepancies(
     principal: ReaderKey,
     engine: EngineDep,
-    status_filter: Annotated[str | None, Query(alias="status")] = None,
-    kind: str | None = None,
+    status_filter: Statuses = None,
+    kind: Kinds = None,
     unit: str | None = None,
     dossier: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Offset = 0,
 ) -> DiscrepancyPage:
     statuses = _split(status_filter, STATUSES, "status")
-    kinds = _split(kind, tuple(k.value for k in Kind), "kind")
+    kinds = _split(kind, KINDS, "kind")
     async with unit_of_work(engine, "list_discrepancies") as connection:
         directory = await load_directory(connection)
         units: set[str] | None = None
@@ -67,9 +86,15 @@ async def list_discrepancies(
     return DiscrepancyPage(items=[queries.read_model(row, directory) for row in rows], total=total)
 
 
-@router.post("/discrepancies/{discrepancy_id}/ack", response_model=DiscrepancyRead)
+@router.post(
+    "/discrepancies/{discrepancy_id}/ack",
+    response_model=DiscrepancyRead,
+    responses=error_responses(
+        404, 409, descriptions={409: "Sai lệch đã được giải quyết / Already resolved"}
+    ),
+)
 async def acknowledge(
-    discrepancy_id: str, principal: OfficerKey, engine: EngineDep, clock: ClockDep
+    discrepancy_id: DiscrepancyId, principal: OfficerKey, engine: EngineDep, clock: ClockDep
 ) -> DiscrepancyRead:
     async with unit_of_work(engine, "acknowledge") as connection:
         row = None

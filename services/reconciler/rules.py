@@ -26,7 +26,8 @@ from shared.vocabulary import Kind, Severity
 # (services/reconciler/rejudge.py), as after a change of settings.
 # 2: one boundary convention (strictly after grace and due date), TIME_MISMATCH's tolerance on
 #    NgayKetThucXuLy, desk reports waiting for the ingest watermark.
-RULES_REVISION = 2
+# 3: the due-soon window is at most a quarter of the dossier's allowed working time.
+RULES_REVISION = 3
 
 # Datetimes have microsecond resolution (Python and PostgreSQL alike): a condition "strictly
 # after X" first holds at X + 1 µs, which lets every mark be compared with ``now >= mark``.
@@ -45,6 +46,7 @@ class DossierFacts:
     finished_at: datetime | None  # NgayKetThucXuLy
     returned_at: datetime | None  # NgayTra
     last_activity_at: datetime | None  # newest snapshot emitted_at / step ThoiDiemXuLy
+    received_at: datetime | None = None  # NgayTiepNhan: sizes the due-soon window
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +143,30 @@ def _is_open(facts: DossierFacts | None) -> bool:
 # ---- precomputed marks ---------------------------------------------------------------------
 
 
+def due_soon_window(
+    due_at: datetime,
+    received_at: datetime | None,
+    *,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+) -> timedelta:
+    """The warning window: the setting, but at most a quarter of the dossier's allowed working
+    time (``NgayTiepNhan`` → due date), so a same-day procedure is warned an hour or two ahead,
+    not at intake."""
+    if received_at is None or received_at >= due_at:
+        return settings.due_soon_window
+    allowed = calendar.working_time_between(_utc(received_at), _utc(due_at))
+    return min(settings.due_soon_window, allowed / 4)
+
+
 def due_soon_from(
-    due_at: datetime | None, *, calendar: WorkingCalendar, settings: RuleSettings
+    due_at: datetime | None,
+    *,
+    calendar: WorkingCalendar,
+    settings: RuleSettings,
+    received_at: datetime | None = None,
 ) -> datetime | None:
-    """The earliest moment from which at most ``due_soon_window`` of office time is left.
+    """The earliest moment from which at most the due-soon window of office time is left.
 
     That is the end of office time before the point ``window`` back from ``due_at``: when the
     office closes on Friday with one hour left before a Monday 08:00 deadline, a one-hour window
@@ -152,7 +174,8 @@ def due_soon_from(
     """
     if due_at is None:
         return None
-    back = calendar.add_working_time(_utc(due_at), -settings.due_soon_window)
+    window = due_soon_window(due_at, received_at, calendar=calendar, settings=settings)
+    back = calendar.add_working_time(_utc(due_at), -window)
     return calendar.previous_office_end(back)
 
 
@@ -303,7 +326,9 @@ def _marks(facts: DossierFacts, *, calendar: WorkingCalendar, settings: RuleSett
     due = None if facts.due_at is None else _utc(facts.due_at)
     return _Marks(
         due_at=due,
-        due_soon=due_soon_from(due, calendar=calendar, settings=settings),
+        due_soon=due_soon_from(
+            due, calendar=calendar, settings=settings, received_at=facts.received_at
+        ),
         stall=stall_mark(facts, calendar=calendar, settings=settings),
     )
 
@@ -325,7 +350,8 @@ def _time_rules(
             found.append(Finding(Kind.OVERDUE_NO_APOLOGY, Severity.CRITICAL, due, due_details))
         elif marks.due_soon is not None and now >= marks.due_soon:
             # Equivalent to working_time_between(now, due) <= window; the mark is exact.
-            details = {**due_details, "window_minutes": _minutes(settings.due_soon_window)}
+            window = due_soon_window(due, facts.received_at, calendar=calendar, settings=settings)
+            details = {**due_details, "window_minutes": _minutes(window)}
             found.append(Finding(Kind.DUE_SOON, Severity.INFO, marks.due_soon, details))
 
     if marks.stall is not None and now >= marks.stall:

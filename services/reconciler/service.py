@@ -77,7 +77,13 @@ def facts_of(row: Any) -> DossierFacts:
     else:
         last_activity = snapshot_at
     return DossierFacts(
-        row.code, row.status, row.due_at, row.finished_at, row.returned_at, last_activity
+        row.code,
+        row.status,
+        row.due_at,
+        row.finished_at,
+        row.returned_at,
+        last_activity,
+        row.received_at,
     )
 
 
@@ -87,6 +93,7 @@ _DOSSIER_COLUMNS = (
     Dossier.unit_code,
     Dossier.responsible,
     Dossier.due_at,
+    Dossier.received_at,
     Dossier.finished_at,
     Dossier.returned_at,
     Dossier.snapshot_emitted_at,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import (
@@ -35,14 +36,26 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 
+# Only documents the key in OpenAPI (a ``security`` requirement on every operation that checks
+# one, see shared.web.openapi); it never refuses: the dependency below reads the header itself.
+API_KEY_SCHEME = HTTPBearer(
+    scheme_name="ApiKey",
+    description="`Authorization: Bearer <key>`; a key has a role (source, desk, officer, admin) "
+    "and, except admin, units (contract §5).",
+    auto_error=False,
+)
+DocumentedBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(API_KEY_SCHEME)]
 
-def require_role(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+
+def require_role(
+    *roles: Role,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Coroutine[Any, Any, Principal]]:
     """Admit keys of ``roles`` (admin always): 503 no keys, 401 bad key, 403 other role.
 
     The admitted (or refused) principal is left on ``request.state.principal`` for the audit log.
     """
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: Request, _bearer: DocumentedBearer = None) -> Principal:
         ring: KeyRing = request.app.state.key_ring
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")

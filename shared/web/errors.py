@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.events import has_escaped_nul, json_depth
+from shared.web.methods import allowed_methods
 
 MAX_JSON_DEPTH: Final = 32
 #: Arrays and objects (and, apart, strings) in one JSON body: far above any real batch (1000
@@ -227,7 +228,8 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 404 and detail == "Not Found":
         detail = f"Không có đường dẫn {path}. / Not found: no route {method} {path}."
     elif error.status_code == 405 and detail == "Method Not Allowed":
-        allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
+        allowed = allowed_methods(request) or (headers or {}).get("Allow")
+        headers = {**(headers or {}), "Allow": allowed} if allowed else headers
         also = f" (allowed: {allowed})" if allowed else ""
         detail = (
             f"Đường dẫn {path} không nhận phương thức {method}. / "

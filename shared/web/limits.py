@@ -6,6 +6,7 @@ The JSON and CSV endpoints read their bodies here, so a limit and its message ar
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import Headers
@@ -37,6 +38,24 @@ def too_large(limit: int) -> HTTPException:
 
 CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around an uploaded file
+
+
+def csv_request_body(description: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of an endpoint reading :func:`read_csv_upload`."""
+    return {
+        "required": True,
+        "description": description,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
 
 
 async def read_csv_upload(request: Request, limit: int) -> bytes:

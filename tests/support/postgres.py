@@ -73,7 +73,7 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _run_coro_blocking(factory: Callable[[], Awaitable[_T]]) -> _T:
+def run_coro_blocking(factory: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine to completion from sync code, even when a loop is already running.
 
     ``server_url()`` is called from session fixtures that may live inside the
@@ -100,7 +100,7 @@ def server_answers(url: str, timeout: float = 2.0) -> bool:
         await conn.close()
         return True
 
-    return _run_coro_blocking(probe)
+    return run_coro_blocking(probe)
 
 
 # ------------------------------------------------------------------ server choice

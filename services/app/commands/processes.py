@@ -11,6 +11,7 @@ from services.app import wiring
 from services.app.console import fail, load_settings
 from services.ingest.config import IngestSettings
 from services.reconciler.config import ReconcilerSettings
+from services.workspace.config import WorkspaceSettings
 from shared import migrate as migrations
 from shared.config import BaseDoisoatSettings
 
@@ -44,13 +45,14 @@ def run() -> None:
         settings,
         wiring.workers(settings, reconciler_settings, alerts_settings),
         serve_api=True,
+        workspace=load_settings(WorkspaceSettings),
     )
 
 
 def api() -> None:
     """Chỉ chạy HTTP API."""
-    settings = load_settings(BaseDoisoatSettings)
-    wiring.serve(settings, lambda engine: [], serve_api=True)
+    settings = load_settings(WorkspaceSettings)
+    wiring.serve(settings, lambda engine: [], serve_api=True, workspace=settings)
 
 
 def ingest() -> None:

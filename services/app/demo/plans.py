@@ -157,6 +157,7 @@ class DossierPlan:
             finished_at=optional_thoi_diem(data, "NgayKetThucXuLy"),
             returned_at=optional_thoi_diem(data, "NgayTra"),
             last_activity_at=activity,
+            received_at=optional_thoi_diem(data, "NgayTiepNhan"),
         )
 
     def report_document(self) -> dict[str, Any] | None:

@@ -19,7 +19,14 @@ from services.app.demo.plans import DemoData
 from services.app.demo.summary import TOTAL_UNIT, DemoSummary
 from shared.clock import VN_TZ
 from shared.config import DEFAULT_DATABASE_URL
-from shared.vocabulary import KIND_LABELS, KPI_TARGETS, SEVERITY_LABELS, SEVERITY_ORDER, Kind
+from shared.vocabulary import (
+    KIND_LABELS,
+    KPI_TARGETS,
+    SEVERITY_LABELS,
+    SEVERITY_ORDER,
+    Kind,
+    percent_text,
+)
 
 ADMIN_ACCOUNT: Final = "quantri-demo"
 KPI_COLUMNS: Final[tuple[tuple[str, str, int], ...]] = (  # (item key, header, target)
@@ -34,13 +41,9 @@ HEADINGS: Final = (
     "SAI LỆCH PHÁT HIỆN",
     "CHỈ SỐ THEO ĐƠN VỊ",
     "KHÓA QUẢN TRỊ",
+    "TRANG LÀM VIỆC",
     "TIẾP THEO",
 )
-
-
-def _percent(value: float | None) -> str:
-    """Vietnamese decimal comma, one decimal: ``95,2%``; "—" when nothing to measure."""
-    return "—" if value is None else f"{value:.1f}".replace(".", ",") + "%"
 
 
 def _mark(value: float | None, target: int) -> str:
@@ -138,7 +141,7 @@ def render(
         unit_label = "Toàn bộ" if item["unit_code"] == TOTAL_UNIT else str(item["unit_code"])
         cells = [unit_label, number(item["received"])]
         for key, _, target in KPI_COLUMNS:
-            cells.append(f"{_percent(item[key])} {_mark(item[key], target)}")
+            cells.append(f"{percent_text(item[key])} {_mark(item[key], target)}")
         cells.append(number(item["without_due_date"]))
         kpi_rows.append(cells)
     lines += _table(kpi_rows, "lrrrrrr")
@@ -154,6 +157,14 @@ def render(
         "KHÓA QUẢN TRỊ",
         "  Khóa API chỉ đặt được qua biến môi trường; demo không lưu khóa, hãy chép lại:",
         f"    {summary.admin_key}",
+        "",
+        "TRANG LÀM VIỆC",
+        "  Sau khi chạy dịch vụ (bước 1 dưới đây), mở một liên kết để đăng nhập (mỗi liên kết",
+        "  dùng một lần, trong 15 phút; hết hạn thì: doisoat sign-in-link TÀI_KHOẢN):",
+        *(
+            f"    {label:<9} {name} ({account}):\n      {link}"
+            for label, account, name, link in summary.sign_in_links
+        ),
         "",
         "TIẾP THEO",
         "  1. Đặt khóa và chạy dịch vụ (cùng cơ sở dữ liệu):",

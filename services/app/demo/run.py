@@ -39,8 +39,10 @@ from services.reconciler.config import ReconcilerSettings
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.worker import Reconciler
+from services.workspace import sessions
 from shared import migrate as migrations
 from shared.clock import fixed_clock, system_clock
+from shared.db import unit_of_work
 from shared.directory import Directory, load_directory
 from shared.models import Discrepancy, Dossier, FieldReport, Officer, Unit
 from shared.vocabulary import Kind
@@ -234,6 +236,7 @@ async def run_demo(
 
     found, severities = await _found(engine)
     kpis = await _kpis(engine, data, now=now)
+    links = await _sign_in_links(engine, data, now=now, port=settings.http_port)
     summary = DemoSummary(
         now=now,
         seed=seed,
@@ -254,11 +257,33 @@ async def run_demo(
         severities=severities,
         kpis=kpis,
         admin_key=key,
+        sign_in_links=links,
         text="",
     )
     text = render(summary, data, port=settings.http_port, database_url=database_url)
     echo(text)
     return dataclasses.replace(summary, text=text)
+
+
+async def _sign_in_links(
+    engine: AsyncEngine, data: DemoData, *, now: datetime, port: int
+) -> list[tuple[str, str, str, str]]:
+    """A desk officer, a handler and a leader of the first unit, each with a sign-in link."""
+    base = f"http://localhost:{port}"
+    unit = next((o.unit_code for o in data.officers if o.role == "handler"), None)
+    chosen = []
+    for role, label in (("desk", "Một cửa"), ("handler", "Xử lý"), ("leader", "Lãnh đạo")):
+        officer = next((o for o in data.officers if o.role == role and o.unit_code == unit), None)
+        if officer is not None:
+            chosen.append((label, officer))
+    links = []
+    async with unit_of_work(engine, "demo_sign_in_links") as connection:
+        for label, officer in chosen:
+            token = await sessions.create_link(
+                connection, officer.account, now=now, requested_from="demo"
+            )
+            links.append((label, officer.account, officer.full_name, f"{base}/sign-in/{token}"))
+    return links
 
 
 async def _found(engine: AsyncEngine) -> tuple[dict[str, int], dict[str, dict[str, int]]]:

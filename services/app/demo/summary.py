@@ -27,4 +27,6 @@ class DemoSummary:
     severities: dict[str, dict[str, int]]  # kind → severity → count
     kpis: list[dict[str, Any]]  # GET /kpis items of the 4 weeks, then the total (TOTAL_UNIT)
     admin_key: str
+    # One single-use workspace sign-in link per role: (role label, account, full name, link).
+    sign_in_links: list[tuple[str, str, str, str]]
     text: str = field(repr=False)

@@ -10,6 +10,7 @@ from services.reconciler.directory import service
 from services.reconciler.directory.schemas import (
     ACCOUNT_PATTERN,
     CODE_PATTERN,
+    CSV_COLUMNS,
     CsvFileError,
     CsvTooManyRows,
     ImportRead,
@@ -27,7 +28,8 @@ from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import OfficerRecord, load_directory
 from shared.web.deps import ClockDep, EngineDep, Offset, require_role
-from shared.web.limits import read_csv_upload
+from shared.web.limits import csv_request_body, read_csv_upload
+from shared.web.openapi import error_responses
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_CSV_ROWS = 20_000
@@ -46,7 +48,19 @@ def _not_found(what: str, key: str) -> HTTPException:
     )
 
 
-@router.put("/units/{code}", response_model=UnitRead)
+@router.put(
+    "/units/{code}",
+    response_model=UnitRead,
+    responses=error_responses(
+        409,
+        422,
+        descriptions={
+            409: "Tạo thành vòng cha–con / It would close a cycle of units",
+            422: "Dữ liệu không hợp lệ, hoặc đơn vị là cha hay đơn vị thay thế của chính nó / "
+            "Invalid request, or the unit would be its own parent or successor",
+        },
+    ),
+)
 async def put_unit(
     code: UnitCode, unit_in: UnitUpdate, principal: AdminKey, engine: EngineDep, clock: ClockDep
 ) -> UnitRead:
@@ -81,7 +95,7 @@ async def list_units(
     return UnitPage(items=[UnitRead.of(unit) for unit in units], total=total)
 
 
-@router.get("/units/{code}", response_model=UnitDetailRead)
+@router.get("/units/{code}", response_model=UnitDetailRead, responses=error_responses(404))
 async def read_unit(code: str, principal: AdminKey, engine: EngineDep) -> UnitDetailRead:
     """The unit and ``answering_unit``: who answers for its dossiers today (via replaced_by)."""
     async with unit_of_work(engine, "directory_read_unit") as connection:
@@ -92,7 +106,17 @@ async def read_unit(code: str, principal: AdminKey, engine: EngineDep) -> UnitDe
     return UnitDetailRead.of_unit(unit, answering_unit=directory.answering_unit(code) or code)
 
 
-@router.put("/officers/{account}", response_model=OfficerRecord)
+@router.put(
+    "/officers/{account}",
+    response_model=OfficerRecord,
+    responses=error_responses(
+        422,
+        descriptions={
+            422: "Dữ liệu không hợp lệ (email, số di động Việt Nam…) / Invalid request: e.g. "
+            "not an e-mail address, not a Vietnamese mobile number"
+        },
+    ),
+)
 async def put_officer(
     account: AccountPath,
     officer_in: OfficerUpdate,
@@ -126,7 +150,7 @@ async def list_officers(
     return OfficerPage(items=[row.in_local_time() for row in officers], total=total)
 
 
-@router.get("/officers/{account}", response_model=OfficerRecord)
+@router.get("/officers/{account}", response_model=OfficerRecord, responses=error_responses(404))
 async def read_officer(account: str, principal: AdminKey, engine: EngineDep) -> OfficerRecord:
     async with unit_of_work(engine, "directory_read_officer") as connection:
         row = await service.officer(connection, account)
@@ -135,7 +159,28 @@ async def read_officer(account: str, principal: AdminKey, engine: EngineDep) -> 
     return row.in_local_time()
 
 
-@router.post("/officers/import", response_model=ImportRead)
+@router.post(
+    "/officers/import",
+    response_model=ImportRead,
+    responses=error_responses(
+        413,
+        415,
+        422,
+        descriptions={
+            413: f"Tệp quá {MAX_CSV_BYTES >> 20} MiB hoặc quá {MAX_CSV_ROWS} dòng / A file "
+            f"over {MAX_CSV_BYTES >> 20} MiB or more than {MAX_CSV_ROWS} rows",
+            422: "Không đọc được tệp CSV (UTF-8, dòng tiêu đề) / Not a UTF-8 CSV with the "
+            "header row",
+        },
+    ),
+    openapi_extra={
+        "requestBody": csv_request_body(
+            "UTF-8 CSV (`,` or `;`), a header naming each column once: "
+            + ", ".join(CSV_COLUMNS)
+            + "; every row is answered"
+        )
+    },
+)
 async def import_officers(
     request: Request, principal: AdminKey, engine: EngineDep, clock: ClockDep
 ) -> ImportRead:

@@ -21,6 +21,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
 )
@@ -60,6 +62,15 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _blank_is_null(schema: dict[str, Any]) -> None:
+    """What ``_blank_to_none`` does, in the OpenAPI document: a blank text is taken (as null)."""
+    schema["anyOf"] = [*schema.get("anyOf", ()), {"type": "string", "pattern": r"^\s*$"}]
+
+
+# A blank text is null, when read and in the document.
+BLANK_IS_NULL = Field(json_schema_extra=_blank_is_null)
+
+
 def normalise_email(value: str) -> str:
     """``Ten.CanBo@Tinh.Gov.VN`` → ``Ten.CanBo@tinh.gov.vn``; anything not shaped so is refused."""
     match = _EMAIL.fullmatch(value)
@@ -93,7 +104,7 @@ def parse_active(value: Any) -> Any:
 
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN)]
-OptionalCode = Annotated[Code | None, BeforeValidator(_blank_to_none)]
+OptionalCode = Annotated[Code | None, BeforeValidator(_blank_to_none), BLANK_IS_NULL]
 Account = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ACCOUNT_PATTERN)]
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalise_email)]
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalise_phone)]
@@ -145,10 +156,12 @@ class OfficerUpdate(DirectoryModel):
     full_name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     unit_code: Code
     role: OfficerRole
-    email: Annotated[Email | None, BeforeValidator(_blank_to_none)] = None
-    zalo_user_id: Annotated[ZaloUserId | None, BeforeValidator(_blank_to_none)] = None
-    phone: Annotated[Phone | None, BeforeValidator(_blank_to_none)] = None
-    active: bool = True
+    email: Annotated[Email | None, BeforeValidator(_blank_to_none), BLANK_IS_NULL] = None
+    zalo_user_id: Annotated[ZaloUserId | None, BeforeValidator(_blank_to_none), BLANK_IS_NULL] = (
+        None
+    )
+    phone: Annotated[Phone | None, BeforeValidator(_blank_to_none), BLANK_IS_NULL] = None
+    active: StrictBool = True  # JSON true or false (a CSV row reads 1/0, có/không: below)
 
 
 class OfficerImportRow(OfficerUpdate):

@@ -16,13 +16,19 @@ from shared.dvcqg import agency_of_dossier_code
 from shared.privacy import masked_snapshot
 from shared.vocabulary import local_iso
 from shared.web.deps import EngineDep, forbidden_unit, require_role
+from shared.web.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
 ReaderKey = Annotated[Principal, Depends(require_role("desk", "officer"))]
 ROLES_SEEING_PERSONAL_DATA = frozenset({"officer", "admin"})
 
 
-@router.get("/dossiers/{code}")
+@router.get(
+    "/dossiers/{code}",
+    responses=error_responses(
+        404, descriptions={404: "doisoat chưa biết hồ sơ này / Unknown dossier"}
+    ),
+)
 async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> dict[str, Any]:
     async with unit_of_work(engine, "read_dossier") as connection:
         dossier = await queries.get_dossier(connection, code)

@@ -15,9 +15,10 @@ Dossiers without a due date are left out of that share and counted in ``without_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
@@ -26,6 +27,9 @@ from shared.dvcqg import Status
 from shared.vocabulary import Kind
 
 MAX_PERIOD_DAYS: Final = 366
+TREND_WEEKS: Final = 12  # the leaders' weekly review shows this many weeks (contract §6)
+_ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+WEEK_YEARS: Final = range(1970, 3000)  # far from date's limits: a trend reaches 11 weeks back
 ONLINE_CHANNEL: Final = 2  # KenhThucHien 2: trực tuyến
 _HUNDREDTH = Decimal("0.01")
 
@@ -40,11 +44,21 @@ class Period:
 
     ``as_of`` (now) caps the moment open dossiers are measured at, so that a period reaching
     into the future does not count as late a dossier that is not due yet.
+
+    Its bounds are computed once, also in UTC: rows come back from the database in UTC, and
+    comparing two datetimes of different time zones costs some 30 times more than of one
+    (a million-dossier board compares each row's dates with these bounds).
     """
 
     first_day: date
     last_day: date
     as_of: datetime | None = None
+    _utc: tuple[datetime, datetime, datetime] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        end = self.end_at.astimezone(UTC)
+        open_end = self.as_of.astimezone(UTC) if self.as_of is not None else end
+        object.__setattr__(self, "_utc", (self.start_at.astimezone(UTC), end, min(open_end, end)))
 
     @property
     def start_at(self) -> datetime:
@@ -57,13 +71,67 @@ class Period:
 
     @property
     def open_end(self) -> datetime:
-        """Where a dossier with no end yet is measured: the end of the period, or now if sooner."""
-        if self.as_of is not None and self.as_of < self.end_at:
-            return self.as_of
-        return self.end_at
+        """Where a dossier with no end yet is measured: the end of the period, or now if sooner
+        (in UTC)."""
+        return self._utc[2]
 
     def contains(self, moment: datetime | None) -> bool:
-        return moment is not None and self.start_at <= moment < self.end_at
+        return moment is not None and self._utc[0] <= moment < self._utc[1]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class IsoWeek:
+    """An ISO 8601 week (``2026-W49``): Monday to Sunday, the leaders' review period."""
+
+    year: int
+    week: int
+
+    @classmethod
+    def parse(cls, text: str) -> IsoWeek:
+        """``YYYY-Www``; raise :class:`PeriodError` for anything else or a week that is not."""
+        found = _ISO_WEEK.match(text.strip())
+        try:
+            if found is None:
+                raise ValueError(text)
+            year, week = int(found[1]), int(found[2])
+            if year not in WEEK_YEARS:
+                raise ValueError(text)
+            date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise PeriodError(
+                f"Tuần {text!r} không hợp lệ: cần dạng YYYY-Www, ví dụ 2026-W49. / "
+                f"{text!r} is not an ISO week YYYY-Www (e.g. 2026-W49)."
+            ) from None
+        return cls(year, week)
+
+    @classmethod
+    def containing(cls, day: date) -> IsoWeek:
+        year, week, _ = day.isocalendar()
+        return cls(year, week)
+
+    @property
+    def monday(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
+    def shifted(self, weeks: int) -> IsoWeek:
+        """The week ``weeks`` later (earlier when negative)."""
+        return IsoWeek.containing(self.monday + timedelta(weeks=weeks))
+
+    def period(self, *, as_of: datetime | None) -> Period:
+        """Monday..Sunday as a :class:`Period`: what ``GET /kpis?from=Monday&to=Sunday`` uses."""
+        return Period(self.monday, self.sunday, as_of=as_of)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-W{self.week:02d}"
+
+
+def trend_weeks(last: IsoWeek, count: int = TREND_WEEKS) -> list[IsoWeek]:
+    """``count`` consecutive weeks ending with ``last``, oldest first."""
+    return [last.shifted(offset) for offset in range(1 - count, 1)]
 
 
 def check_period(first_day: date, last_day: date) -> None:

@@ -14,17 +14,26 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.reconciler.kpis import service
-from services.reconciler.kpis.formulas import Period, PeriodError, check_period
+from services.reconciler.kpis.formulas import MAX_PERIOD_DAYS, Period, PeriodError, check_period
 from shared.auth import Principal
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
 from shared.directory import load_directory
+from shared.events import EARLIEST_YEAR, LATEST_YEAR
 from shared.vocabulary import KPI_TARGETS
 from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
+from shared.web.openapi import documented_as, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 OfficerKey = Annotated[Principal, Depends(require_role("officer"))]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The years doisoat takes (shared.events): a period outside them overflows UTC moments.
+_IN_YEARS = r"^(19|2[0-9])[0-9]{2}-"  # EARLIEST_YEAR 1900 .. LATEST_YEAR 2999
+# Read by _parse_day (its own message on a bad date); documented as the date it must be.
+Day = Annotated[
+    str | None,
+    documented_as({"type": "string", "format": "date", "pattern": _IN_YEARS}, empty_is_absent=True),
+]
 
 
 class KpiItemRead(BaseModel):
@@ -59,29 +68,49 @@ class KpiPage(BaseModel):
 
 
 def _parse_day(value: str | None, name: str) -> date | None:
-    if value is None or not value.strip():
+    """None for a missing or empty parameter (``?to=``), else the date (blank is no date)."""
+    if not value:
         return None
     text = value.strip()
     try:
         if not _DATE.match(text):
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"Tham số {name!r} phải là ngày dạng YYYY-MM-DD, nhận được {value!r}. / "
             f"{name!r} must be a date YYYY-MM-DD, got {value!r}.",
         ) from None
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"Tham số {name!r} phải trong các năm {EARLIEST_YEAR}–{LATEST_YEAR}, nhận được "
+            f"{value!r}. / {name!r} must be in the years {EARLIEST_YEAR}–{LATEST_YEAR}, "
+            f"got {value!r}.",
+        )
+    return day
 
 
-@router.get("/kpis", response_model=KpiPage)
+@router.get(
+    "/kpis",
+    response_model=KpiPage,
+    responses=error_responses(
+        422,
+        descriptions={
+            422: f"Ngày không hợp lệ, 'from' sau 'to' hoặc kỳ dài quá {MAX_PERIOD_DAYS} ngày / "
+            f"Not a date of {EARLIEST_YEAR}–{LATEST_YEAR}, 'from' after 'to', or a period "
+            f"longer than {MAX_PERIOD_DAYS} days"
+        },
+    ),
+)
 async def read_kpis(
     principal: OfficerKey,
     engine: EngineDep,
     clock: ClockDep,
     unit: str | None = None,
-    from_day: Annotated[str | None, Query(alias="from")] = None,
-    to_day: Annotated[str | None, Query(alias="to")] = None,
+    from_day: Annotated[Day, Query(alias="from", description="YYYY-MM-DD, inclusive")] = None,
+    to_day: Annotated[Day, Query(alias="to", description="YYYY-MM-DD, inclusive")] = None,
 ) -> KpiPage:
     """KPIs per unit for the dossiers received ``from``..``to`` (inclusive, Vietnam dates).
 

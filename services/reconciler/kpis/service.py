@@ -7,8 +7,10 @@ The caller owns the transaction; nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,6 +21,7 @@ from services.reconciler.kpis.formulas import (
     KpiInput,
     KpiTally,
     Period,
+    UnitKpis,
     discrepancy_counts,
 )
 from shared.directory import Directory
@@ -95,49 +98,114 @@ class Scope:
         return {code for code in known | named if self.item_of(code) is not None}
 
 
+@dataclass(slots=True)
+class ScopeTallies:
+    """What one pass over a scope's rows counted.
+
+    ``units``: a tally per unit in scope for ``periods[focus]`` (the items of ``GET /kpis``);
+    ``totals``: when asked for, one tally per period fed with every row of the scope (the
+    leaders' cards and 12-week trend); ``open_counts``: unresolved discrepancies per unit and
+    kind, now, whatever the periods.
+    """
+
+    periods: tuple[Period, ...]
+    focus: int
+    units: dict[str, KpiTally]
+    totals: list[KpiTally] | None
+    open_counts: dict[str, list[tuple[str, int]]]
+
+    def items(self) -> list[dict[str, Any]]:
+        """One item per unit, sorted by unit code: the answer of ``GET /kpis``."""
+        return [
+            kpi_item(unit, self.units[unit].result(), self.open_counts.get(unit, ()))
+            for unit in sorted(self.units)
+        ]
+
+    def total_discrepancies(self) -> dict[str, int]:
+        """Unresolved discrepancies per kind over the whole scope."""
+        return discrepancy_counts(pair for pairs in self.open_counts.values() for pair in pairs)
+
+
+def kpi_item(unit: str, kpis: UnitKpis, open_counts: Iterable[tuple[str, int]]) -> dict[str, Any]:
+    """One item of ``GET /kpis`` (contract §4)."""
+    return {
+        "unit_code": unit,
+        "received": kpis.received,
+        "on_time_pct": kpis.on_time_pct,
+        "online_pct": kpis.online_pct,
+        "digitised_pct": kpis.digitised_pct,
+        "in_system_pct": kpis.in_system_pct,
+        "without_due_date": kpis.without_due_date,
+        "active_discrepancies": discrepancy_counts(open_counts),
+    }
+
+
 async def unit_kpis(
     connection: AsyncConnection, *, scope: Scope, period: Period
 ) -> list[dict[str, Any]]:
     """One item per unit in scope, sorted by unit code (contract §4 ``GET /kpis``)."""
+    tallies = await tally_scope(connection, scope=scope, periods=(period,))
+    return tallies.items()
+
+
+async def tally_scope(
+    connection: AsyncConnection,
+    *,
+    scope: Scope,
+    periods: Sequence[Period],
+    focus: int = -1,
+    totals: bool = False,
+) -> ScopeTallies:
+    """Tally ``periods`` (oldest first, not overlapping) in one streamed pass per table.
+
+    ``GET /kpis`` asks for one period; the leaders' board for 12 weeks with their totals, so
+    that its cards, per-unit table and trend come from the rows and formulas of the API rather
+    than from 12 calls. Each row goes to the period of its date (a binary search).
+    """
+    spans = tuple(periods)
+    focus = focus % len(spans)
+    starts = [span.start_at.astimezone(UTC) for span in spans]  # rows' time zone: fast compare
+    whole = Period(spans[0].first_day, spans[-1].last_day)
     codes = scope.source_codes()
-    tallies: dict[str, KpiTally] = {unit: KpiTally(period) for unit in scope.named_units()}
+    units: dict[str, KpiTally] = {unit: KpiTally(spans[focus]) for unit in scope.named_units()}
+    sums = [KpiTally(span) for span in spans] if totals else None
 
     def tally_of(unit: str) -> KpiTally:
-        if unit not in tallies:
-            tallies[unit] = KpiTally(period)
-        return tallies[unit]
+        if unit not in units:
+            units[unit] = KpiTally(spans[focus])
+        return units[unit]
 
-    async for unit_code, row in _dossiers(connection, period=period, codes=codes):
+    def period_of(moment: datetime | None) -> int | None:
+        if moment is None:
+            return None
+        index = bisect_right(starts, moment) - 1
+        return index if index >= 0 and spans[index].contains(moment) else None
+
+    async for unit_code, row in _dossiers(connection, period=whole, codes=codes):
         unit = scope.item_of(unit_code)
-        if unit is not None:
+        index = period_of(row.received_at)
+        if unit is None or index is None:
+            continue
+        if index == focus:
             tally_of(unit).add_dossier(row)
-    async for unit_code, report in _reports(connection, period=period, codes=codes):
+        if sums is not None:
+            sums[index].add_dossier(row)
+    async for unit_code, report in _reports(connection, period=whole, codes=codes):
         unit = scope.item_of(unit_code)
-        if unit is not None:
+        index = period_of(report.occurred_at)
+        if unit is None or index is None:
+            continue
+        if index == focus:
             tally_of(unit).add_report(report)
+        if sums is not None:
+            sums[index].add_report(report)
     open_counts: dict[str, list[tuple[str, int]]] = {}
     for unit_code, kind, count in await _unresolved(connection, codes=codes):
         unit = scope.item_of(unit_code)
         if unit is not None:
             tally_of(unit)
             open_counts.setdefault(unit, []).append((kind, count))
-
-    items = []
-    for unit in sorted(tallies):
-        kpis = tallies[unit].result()
-        items.append(
-            {
-                "unit_code": unit,
-                "received": kpis.received,
-                "on_time_pct": kpis.on_time_pct,
-                "online_pct": kpis.online_pct,
-                "digitised_pct": kpis.digitised_pct,
-                "in_system_pct": kpis.in_system_pct,
-                "without_due_date": kpis.without_due_date,
-                "active_discrepancies": discrepancy_counts(open_counts.get(unit, ())),
-            }
-        )
-    return items
+    return ScopeTallies(spans, focus, units, sums, open_counts)
 
 
 async def _dossiers(
@@ -168,22 +236,35 @@ async def _dossiers(
     if codes is not None:
         statement = statement.where(Dossier.unit_code.in_(sorted(codes)))
     result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
-    async for row in result:
-        yield (
-            row.unit_code,
-            KpiInput(
-                code=row.code,
-                status=row.status,
-                channel=row.channel,
-                digitised=row.digitised,
-                received_at=row.received_at,
-                due_at=row.due_at,
-                finished_at=row.finished_at,
-                returned_at=row.returned_at,
-                refused_at=row.refused_at,
-                status_first_seen_at=row.first_emitted_at,
-            ),
-        )
+    async for batch in result.partitions():  # one switch to the driver per batch, not per row
+        for (
+            unit,
+            code,
+            status,
+            channel,
+            digitised,
+            received,
+            due,
+            finished,
+            returned,
+            refused,
+            seen,
+        ) in batch:
+            yield (
+                unit,
+                KpiInput(
+                    code=code,
+                    status=status,
+                    channel=channel,
+                    digitised=digitised,
+                    received_at=received,
+                    due_at=due,
+                    finished_at=finished,
+                    returned_at=returned,
+                    refused_at=refused,
+                    status_first_seen_at=seen,
+                ),
+            )
 
 
 async def _reports(
@@ -203,13 +284,16 @@ async def _reports(
     if codes is not None:
         statement = statement.where(FieldReport.unit_code.in_(sorted(codes)))
     result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
-    async for row in result:
-        yield (
-            row.unit_code,
-            DeskReportInput(
-                dossier_code=row.dossier_code, occurred_at=row.occurred_at, known=bool(row.known)
-            ),
-        )
+    async for batch in result.partitions():
+        for row in batch:
+            yield (
+                row.unit_code,
+                DeskReportInput(
+                    dossier_code=row.dossier_code,
+                    occurred_at=row.occurred_at,
+                    known=bool(row.known),
+                ),
+            )
 
 
 async def _unresolved(

@@ -19,9 +19,10 @@ from shared import metrics
 from shared.auth import Principal
 from shared.db import unit_of_work
 from shared.directory import load_directory
-from shared.events import Rejection
+from shared.events import EARLIEST_YEAR, LATEST_YEAR, Rejection
 from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
-from shared.web.limits import MAX_UPLOAD_BYTES, read_body, read_csv_upload
+from shared.web.limits import MAX_UPLOAD_BYTES, csv_request_body, read_body, read_csv_upload
+from shared.web.openapi import error_responses
 
 MAX_REPORT_BYTES: Final = 64 * 1024
 
@@ -46,11 +47,25 @@ def _documented_schema() -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     response_model=FieldReportRead,
     responses={
-        200: {"description": "Đã có, cùng nội dung / already stored with the same content"},
-        403: {"description": "The key does not cover unit_code"},
-        409: {"description": "report_id already used with other content"},
-        413: {"description": "Body over 64 KiB"},
-        422: {"description": "Not a valid field report (contract §2)"},
+        200: {
+            "description": "Đã có, cùng nội dung / already stored with the same content",
+            "model": FieldReportRead,
+        },
+        **error_responses(
+            403,
+            409,
+            413,
+            422,
+            descriptions={
+                403: "Khóa không có quyền với đơn vị / The key does not cover unit_code",
+                409: "report_id đã dùng cho nội dung khác / report_id already used with other "
+                "content",
+                413: "Quá 64 KiB / Body over 64 KiB",
+                422: "Không phải báo cáo hợp lệ (hợp đồng §2) / Not a valid field report "
+                "(contract §2): not JSON, off the schema, or occurred_at in the future or "
+                f"outside the years {EARLIEST_YEAR}–{LATEST_YEAR}",
+            },
+        ),
     },
     openapi_extra={
         "requestBody": {
@@ -98,26 +113,23 @@ async def post_field_report(
 @router.post(
     "/field-reports/import",
     response_model=ImportRead,
-    responses={
-        403: {"description": "Not a desk or admin key"},
-        413: {"description": "Body over 10 MiB or more than 50,000 rows"},
-        415: {"description": "Neither multipart/form-data nor text/csv"},
-        422: {"description": "Not a UTF-8 CSV register, or a required column is missing"},
-    },
+    responses=error_responses(
+        403,
+        413,
+        415,
+        422,
+        descriptions={
+            403: "Không phải khóa một cửa hay quản trị / Not a desk or admin key",
+            413: "Quá 10 MiB hoặc quá 50.000 dòng / Body over 10 MiB or more than 50,000 rows",
+            422: "Không phải sổ CSV UTF-8 hoặc thiếu cột bắt buộc / Not a UTF-8 CSV register, "
+            "or a required column is missing",
+        },
+    ),
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                },
-                "text/csv": {"schema": {"type": "string"}},
-            },
-        }
+        "requestBody": csv_request_body(
+            "Sổ theo dõi hồ sơ / the desk's register, a UTF-8 CSV (contract §2); every row "
+            "is answered"
+        )
     },
 )
 async def import_field_reports(

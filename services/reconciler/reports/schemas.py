@@ -8,6 +8,7 @@ the answer is a :class:`FieldReportCreate` or a :class:`~shared.events.Rejection
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -20,6 +21,8 @@ from shared.events import Rejection, parse_rfc3339
 
 ReportKind = Literal["returned", "withdrawn"]
 RowOutcome = Literal["accepted", "duplicate", "refused"]
+# Where a report came from: the API, a register import, or the desk's page (``/returns``).
+ReportChannel = Literal["api", "csv", "web"]
 
 # A hand-over cannot happen in the future; this much clock skew between a desk PC and the
 # server is tolerated. A typo in the year ("2204") is refused instead of waiting forever.
@@ -62,8 +65,25 @@ class FieldReportRead(ReportModel):
     officer: str
     unit_code: str
     note: str | None
-    channel: Literal["api", "csv"]
+    channel: ReportChannel
     received_at: str
+
+
+class RegisterEntryRead(ReportModel):
+    """A line of the desk's register as the page shows it: the report, whether the system knows
+    its dossier (and the procedure's name), and who recorded it. Moments are aware UTC."""
+
+    report_id: str
+    dossier_code: str
+    kind: ReportKind
+    occurred_at: datetime
+    received_at: datetime
+    officer: str
+    officer_name: str  # the directory's full name, else the account
+    unit_code: str
+    channel: str
+    known: bool  # the system has sent the dossier (a snapshot or a step)
+    procedure_name: str | None  # TenTTHC of the newest snapshot
 
 
 class ImportRowRead(BaseModel):
@@ -77,6 +97,36 @@ class ImportRead(BaseModel):
     duplicate: int
     refused: int
     rows: list[ImportRowRead]
+
+
+# A dossier code as the procedure systems issue it: ``{agency code}-{yyMMdd}-{NNNN}`` (e.g.
+# ``000.00.12.H08-241021-0042``), within the contract's pattern and length.
+DOSSIER_CODE: Final = re.compile(r"[0-9A-Za-z._]+-([0-9]{6})-[0-9]{1,12}")
+DOSSIER_CODE_MAX: Final = 64
+DOSSIER_CODE_EXAMPLE: Final = "000.00.12.H08-241021-0042"
+
+
+def dossier_code_problem(code: str) -> str | None:
+    """Why ``code`` cannot be a dossier code (MaHoSo), in Vietnamese; None when it can.
+
+    The desk types or scans codes by hand: a product barcode, a receipt number or a typo must
+    be refused at once, not turn into a ``NOT_IN_SYSTEM`` alert two hours later.
+    """
+    if not code:
+        return "Chưa có mã hồ sơ: quét mã vạch trên phiếu hẹn hoặc gõ mã rồi nhấn Enter."
+    shown = code if len(code) <= DOSSIER_CODE_MAX else code[:DOSSIER_CODE_MAX] + "…"
+    found = DOSSIER_CODE.fullmatch(code) if len(code) <= DOSSIER_CODE_MAX else None
+    if found is not None:
+        try:
+            datetime.strptime(found.group(1), "%y%m%d")
+        except ValueError:
+            found = None
+    if found is None:
+        return (
+            f"«{shown}» không phải mã hồ sơ. Mã hồ sơ có dạng mã đơn vị-yyMMdd-số thứ tự, "
+            f"ví dụ {DOSSIER_CODE_EXAMPLE}. Chưa ghi nhận gì."
+        )
+    return None
 
 
 @cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -106,16 +105,16 @@ async def test_reuses_one_connection_for_many_messages(
 ) -> None:
     messages = [make_message(f"n{i}") for i in range(300)]
 
-    started = time.perf_counter()
-    results = [await email_channel.send(message) for message in messages]
-    elapsed = time.perf_counter() - started
+    # What reuse means is one session for all 300 (asserted below), not a speed on this
+    # machine: the bound only turns a stalled session into a failure instead of a hang.
+    async with asyncio.timeout(120):
+        results = [await email_channel.send(message) for message in messages]
 
     assert {r.outcome for r in results} == {SendOutcome.SENT}
     received = smtp_server.handler.messages()
     assert len(received) == 300
     assert len({m.peer for m in received}) == 1
     assert email_channel.connections_opened == 1
-    assert elapsed < 15, f"300 messages took {elapsed:.1f}s"  # ~1 s locally; CI headroom
 
 
 async def test_concurrent_sends_share_the_connection(

@@ -22,6 +22,7 @@ from shared.models import DeadLetter, Dossier, Event, ProgressStep
 from tests.conftest import TEST_NOW
 from tests.factories import BASE_TIME, dossier_code, encode, progress, snapshot
 from tests.support.broker import Broker, committed_offsets, create_topic, end_offsets, produce
+from tests.support.waiting import eventually
 
 Message = tuple[bytes | None, bytes | None]
 
@@ -182,14 +183,18 @@ async def test_lag_gauge_is_zero_once_caught_up(
         ),
     )
     settings = settings_for(broker, topic, pg_database_url)
-    async with running(settings, pg_engine) as ingestor:
-        await wait_until_committed(settings)
-        await asyncio.sleep(0.5)
-        assert await ingestor.ready()
-        lags = [
+
+    async def lags() -> list[float | None]:
+        return [
             REGISTRY.get_sample_value(
                 "doisoat_ingest_consumer_lag_messages", {"topic": topic, "partition": str(p)}
             )
             for p in (0, 1)
         ]
-    assert lags == [0.0, 0.0]
+
+    async with running(settings, pg_engine) as ingestor:
+        await wait_until_committed(settings)
+        # The gauge is set after each poll: wait for the poll that follows the last commit.
+        caught_up = await eventually(lags, lambda seen: seen == [0.0, 0.0], within=30)
+        assert await ingestor.ready()
+    assert caught_up == [0.0, 0.0]

@@ -490,3 +490,26 @@ def test_findings_do_not_depend_on_how_now_is_zoned(dossier: DossierFacts, now: 
 def test_same_facts_later_give_equal_findings() -> None:
     dossier = facts(4, due_at=vn(2025, 3, 1), last_activity_at=vn(2025, 2, 1))
     assert judge(dossier, [], vn(2025, 3, 5)) == judge(replace(dossier), [], vn(2025, 3, 6))
+
+
+# ---- due soon for short procedures --------------------------------------------------------
+
+
+def same_day(received: datetime, due: datetime) -> DossierFacts:
+    return replace(facts(4, due_at=due, last_activity_at=received), received_at=received)
+
+
+def test_a_same_day_procedure_is_warned_a_quarter_of_its_time_ahead_not_at_intake() -> None:
+    received, due = vn(2025, 3, 5, 8), vn(2025, 3, 5, 16)  # 6 working hours: lunch excluded
+    dossier = same_day(received, due)
+    assert kinds(judge(dossier, [], vn(2025, 3, 5, 9))) == []  # the 8 h setting would warn now
+    assert kinds(judge(dossier, [], vn(2025, 3, 5, 14, 30))) == [(SOON, INFO)]  # 1.5 h ahead
+    assert kinds(judge(dossier, [], vn(2025, 3, 5, 14, 29))) == []
+
+
+def test_a_long_procedure_keeps_the_setting_as_its_window() -> None:
+    received, due = vn(2025, 3, 3, 8), vn(2025, 3, 14, 17)  # two weeks
+    dossier = replace(same_day(received, due), last_activity_at=vn(2025, 3, 14, 9))
+    (finding,) = judge(dossier, [], vn(2025, 3, 14, 9, 30))
+    assert finding.kind == SOON
+    assert finding.details["window_minutes"] == 8 * 60

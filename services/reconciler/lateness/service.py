@@ -1,0 +1,244 @@
+"""Late dossiers from the database: one dossier's lateness, and a period's grouped (§7).
+
+A period's late dossiers are found in SQL first (a due date, and an end stamp after it or still
+open past it), so only they travel to Python with their steps; §7's arithmetic then runs on the
+calendar exactly as for one dossier.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reconciler.kpis.formulas import KpiInput, Period, end_moment
+from services.reconciler.lateness.formulas import (
+    Lateness,
+    StepFacts,
+    apologies,
+    lateness,
+)
+from shared.calendar import WorkingCalendar
+from shared.db import among
+from shared.directory import Directory
+from shared.dvcqg import OPEN_STATUSES
+from shared.models import Dossier, DossierStatusSeen, ProgressStep
+
+GroupBy = Literal["unit", "officer", "field", "procedure"]
+GROUPINGS: tuple[GroupBy, ...] = ("unit", "officer", "field", "procedure")
+
+_DOSSIER = (
+    Dossier.code,
+    Dossier.status,
+    Dossier.unit_code,
+    Dossier.field_name,
+    Dossier.procedure_code,
+    Dossier.procedure_name,
+    Dossier.due_at,
+    Dossier.finished_at,
+    Dossier.returned_at,
+    Dossier.refused_at,
+    Dossier.snapshot,
+    DossierStatusSeen.first_emitted_at,
+)
+
+
+def _with_first_seen(statement: Any) -> Any:
+    return statement.outerjoin(
+        DossierStatusSeen,
+        and_(
+            DossierStatusSeen.dossier_code == Dossier.code,
+            DossierStatusSeen.status == Dossier.status,
+        ),
+    )
+
+
+def _end(row: Any, now: datetime) -> datetime:
+    facts = KpiInput(
+        code=row.code,
+        status=row.status,
+        channel=None,
+        digitised=None,
+        received_at=None,
+        due_at=row.due_at,
+        finished_at=row.finished_at,
+        returned_at=row.returned_at,
+        refused_at=row.refused_at,
+        status_first_seen_at=row.first_emitted_at,
+    )
+    return end_moment(facts, open_end=now)
+
+
+async def _steps(connection: AsyncConnection, codes: Collection[str]) -> dict[str, list[StepFacts]]:
+    found: dict[str, list[StepFacts]] = defaultdict(list)
+    if not codes:
+        return found
+    rows = await connection.execute(
+        select(
+            ProgressStep.dossier_code,
+            ProgressStep.officer,
+            ProgressStep.department,
+            ProgressStep.status,
+            ProgressStep.started_at,
+            ProgressStep.step_at,
+            ProgressStep.deadline_at,
+        ).where(among(connection, ProgressStep.dossier_code, codes))
+    )
+    for row in rows:
+        found[row.dossier_code].append(
+            StepFacts(
+                row.officer,
+                row.department,
+                row.status,
+                row.started_at or row.step_at,
+                row.deadline_at,
+            )
+        )
+    return found
+
+
+async def lateness_of(
+    connection: AsyncConnection,
+    code: str,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+    directory: Directory,
+) -> Lateness | None:
+    """One dossier's lateness (None when doisoat never heard of it)."""
+    row = (
+        await connection.execute(_with_first_seen(select(*_DOSSIER)).where(Dossier.code == code))
+    ).first()
+    if row is None:
+        return None
+    steps = (await _steps(connection, [code])).get(code, [])
+    return lateness(
+        steps,
+        due_at=row.due_at,
+        end=_end(row, now),
+        unit_code=directory.answering_unit(row.unit_code),
+        calendar=calendar,
+    )
+
+
+@dataclass(slots=True)
+class LatenessGroup:
+    """One line of ``GET /api/v1/lateness``."""
+
+    key: str
+    label: str
+    late_dossiers: set[str] = field(default_factory=set)
+    overrun_hours: float = 0.0
+    without_apology: set[str] = field(default_factory=set)
+    late_apology: set[str] = field(default_factory=set)
+
+    def read(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "late_dossiers": len(self.late_dossiers),
+            "overrun_working_hours": round(self.overrun_hours, 2),
+            "without_apology": len(self.without_apology),
+            "late_apology": len(self.late_apology),
+        }
+
+
+async def late_dossiers(
+    connection: AsyncConnection,
+    *,
+    period: Period,
+    units: Collection[str] | None,
+    now: datetime,
+) -> list[Any]:
+    """Dossiers received in ``period`` (of ``units``; None: all) that may be late: a due date,
+    and an end stamp after it or still open past it; the exact test is §7's, in Python."""
+    due = Dossier.due_at
+    maybe_late = or_(
+        and_(Dossier.status.in_(sorted(OPEN_STATUSES)), due < now),
+        Dossier.finished_at > due,
+        Dossier.returned_at > due,
+        Dossier.refused_at > due,
+        DossierStatusSeen.first_emitted_at > due,
+        and_(Dossier.status.is_(None), due < now),
+    )
+    statement = _with_first_seen(select(*_DOSSIER)).where(
+        Dossier.received_at >= period.start_at,
+        Dossier.received_at < period.end_at,
+        due.is_not(None),
+        maybe_late,
+    )
+    if units is not None:
+        statement = statement.where(among(connection, Dossier.unit_code, sorted(units)))
+    return [row for row in await connection.execute(statement) if _end(row, now) > row.due_at]
+
+
+async def lateness_by(
+    connection: AsyncConnection,
+    *,
+    period: Period,
+    units: Collection[str] | None,
+    group_by: GroupBy,
+    now: datetime,
+    calendar: WorkingCalendar,
+    directory: Directory,
+    officer_names: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Late dossiers of the period grouped, most overrun first (contract §7)."""
+    rows = await late_dossiers(connection, period=period, units=units, now=now)
+    steps = await _steps(connection, [row.code for row in rows])
+    groups: dict[str, LatenessGroup] = {}
+    names = officer_names or {}
+
+    def group(key: str, label: str) -> LatenessGroup:
+        return groups.setdefault(key, LatenessGroup(key, label))
+
+    for row in rows:
+        unit = directory.answering_unit(row.unit_code) or ""
+        found = lateness(
+            steps.get(row.code, []),
+            due_at=row.due_at,
+            end=_end(row, now),
+            unit_code=unit,
+            calendar=calendar,
+        )
+        said = apologies(row.snapshot or {})
+        for key, label, hours in _keys(group_by, row, unit, found, names):
+            line = group(key, label)
+            line.late_dossiers.add(row.code)
+            line.overrun_hours += hours
+            if not said.any:
+                line.without_apology.add(row.code)
+            if said.late:
+                line.late_apology.add(row.code)
+    return [
+        line.read() for line in sorted(groups.values(), key=lambda g: (-g.overrun_hours, g.key))
+    ]
+
+
+def _keys(
+    group_by: GroupBy, row: Any, unit: str, found: Lateness, names: dict[str, str]
+) -> Iterable[tuple[str, str, float]]:
+    """The group(s) a late dossier counts in, with the overrun charged there."""
+    if group_by == "unit":
+        yield unit, unit, found.overrun_working_hours
+    elif group_by == "field":
+        field_name = row.field_name or "(chưa rõ lĩnh vực)"
+        yield field_name, field_name, found.overrun_working_hours
+    elif group_by == "procedure":
+        code = row.procedure_code or "(chưa rõ thủ tục)"
+        yield code, row.procedure_name or code, found.overrun_working_hours
+    else:
+        charged: dict[str, float] = defaultdict(float)
+        for step in found.steps:
+            if step.officer and step.overrun_working_hours > 0:
+                charged[step.officer] += step.overrun_working_hours
+        if not charged:  # nobody overran an allowance: the holder at the due date answers
+            holder = next((step.officer for step in found.steps if step.officer), None)
+            charged[holder or "(chưa có cán bộ)"] += 0.0
+        for account, hours in charged.items():
+            yield account, names.get(account, account), hours

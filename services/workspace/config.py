@@ -1,0 +1,25 @@
+"""Settings of the workspace: sessions, and the alerts' email settings that send sign-in links."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from services.alerts.config import AlertsSettings
+
+
+class WorkspaceSettings(AlertsSettings):
+    """The API process's settings: the pages send sign-in links through the alerts' email."""
+
+    session_hours: float = Field(default=12, gt=0)
+    sign_in_requests_per_hour: int = Field(default=5, ge=1)
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        return timedelta(hours=self.session_hours)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when the public address is HTTPS."""
+        return self.public_base_url.lower().startswith("https://")

@@ -1,0 +1,1 @@
+"""The workspace's pages, one module per page (thin: they call the domain services)."""

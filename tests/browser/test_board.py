@@ -1,0 +1,394 @@
+"""The leaders' weekly review, in a real browser (contract §6): its figures are the API's.
+
+Last week (ISO, Vietnam time) is seeded through ingest's ``store_events`` and the desk's
+``store_report``, then judged by the real reconciler. For UNIT, received Monday..Sunday:
+
+| dossier | status | due | on time | online | digitised |
+|---|---|---|---|---|---|
+| D1 | 9, finished Tuesday | Thursday 17:00 | yes | yes | yes |
+| D2 `<script>` name | 4 (open) | Wednesday 17:00 | no (measured at the week's end) | no | yes |
+| D3 | 10, finished Friday | Thursday 17:00 | no | yes | no |
+| D4 | 4 | none | — (without due date) | no | yes |
+| D5 | 4 | in 60 days | yes | yes | yes |
+| D7 `=HYPERLINK` name | 4, the desk returned it Thursday | in 60 days | yes | no | yes |
+
+So: received 6; on time 3/5 = 60 % (below 98: red); online 3/6 = 50 % (met: green);
+digitised 5/6 = 83.33 % (met); in system 1/2 = 50 % (the desk also returned a dossier the
+system never sent). OTHER_UNIT's D6 is outside the leader's subtree; D8, received five weeks
+earlier and silent since, is stalled and shows in the 12-week trend only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openpyxl  # type: ignore[import-untyped]
+from playwright.sync_api import Download, Locator, Page, expect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ingest.service import store_events
+from services.reconciler.config import ReconcilerSettings
+from services.reconciler.directory.schemas import OfficerUpdate
+from services.reconciler.directory.service import put_officer
+from services.reconciler.kpis.formulas import IsoWeek
+from services.reconciler.reports.schemas import FieldReportCreate
+from services.reconciler.reports.service import store_report
+from services.reconciler.worker import Reconciler
+from shared.clock import VN_TZ
+from shared.db import create_engine
+from shared.dvcqg import format_thoi_diem
+from shared.events import DossierEvent, parse_envelope
+from tests.browser.conftest import (
+    ADMIN_KEY,
+    DESK,
+    HANDLER,
+    LEADER,
+    OTHER_UNIT,
+    PROVINCE,
+    UNIT,
+    LiveServer,
+    Person,
+    Watched,
+    screenshot,
+    sign_in,
+)
+from tests.factories import dossier_code, snapshot
+from tests.support import postgres
+
+PROVINCE_LEADER = Person("nguyenvantinh.ubnd", "Nguyễn Văn Tỉnh", "leader", PROVINCE)
+HOSTILE_NAME = "<script>alert('x')</script> Cấp giấy chứng nhận"
+FORMULA_NAME = '=HYPERLINK("http://example.invalid","bấm vào")'
+UNKNOWN = dossier_code(999)
+D = {n: dossier_code(n) for n in range(1, 9)}
+D[6] = dossier_code(6, unit=OTHER_UNIT)
+KPI_COLUMNS = ("on_time_pct", "online_pct", "digitised_pct", "in_system_pct")
+
+
+def last_week(live: LiveServer) -> IsoWeek:
+    return IsoWeek.containing(live.clock().astimezone(VN_TZ).date()).shifted(-1)
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=VN_TZ)
+
+
+def dossier(
+    number: int, received: datetime, due: datetime | None, *, status: int = 4, **fields: Any
+) -> DossierEvent:
+    """A snapshot sent five minutes after its reception (``due=None``: no NgayHenTra)."""
+    envelope = snapshot(
+        D[number],
+        event_id=f"snap-{number}",
+        emitted_at=received + timedelta(minutes=5),
+        status=status,
+        NgayTiepNhan=format_thoi_diem(received),
+        **fields,
+    )
+    if due is None:
+        del envelope["data"]["NgayHenTra"]
+    else:
+        envelope["data"]["NgayHenTra"] = format_thoi_diem(due)
+    event = parse_envelope(envelope)
+    assert isinstance(event, DossierEvent)
+    return event
+
+
+def seed_last_week(live: LiveServer) -> IsoWeek:
+    """The table of the module's docstring, judged by the reconciler."""
+    week = last_week(live)
+    mon = week.monday
+    tue, wed, thu, fri = (mon + timedelta(days=n) for n in range(1, 5))
+    far = at(mon + timedelta(days=60), 17)
+    events = [
+        dossier(
+            1, at(mon, 8), at(thu, 17), status=9, KenhThucHien=2,
+            NgayKetThucXuLy=format_thoi_diem(at(tue, 10)),
+        ),
+        dossier(2, at(mon, 9), at(wed, 17), TenTTHC=HOSTILE_NAME),
+        dossier(
+            3, at(tue, 8), at(thu, 17), status=10, KenhThucHien=2, HoSoCoThanhPhanSoHoa=0,
+            NgayKetThucXuLy=format_thoi_diem(at(fri, 10)), NgayTra=format_thoi_diem(at(fri, 15)),
+        ),
+        dossier(4, at(tue, 9), None),
+        dossier(5, at(wed, 8), far, KenhThucHien=2),
+        dossier(6, at(mon, 10), at(thu, 17), DonViXuLy=OTHER_UNIT),
+        dossier(7, at(wed, 9), far, TenTTHC=FORMULA_NAME),
+        dossier(8, at(mon - timedelta(weeks=5), 8), at(mon + timedelta(days=100), 17)),
+    ]  # fmt: skip
+    reports = [
+        FieldReportCreate(
+            report_id=f"desk-{code}", dossier_code=code, kind="returned",
+            occurred_at=at(thu, 10), officer=DESK.account, unit_code=UNIT,
+        )
+        for code in (D[7], UNKNOWN)
+    ]  # fmt: skip
+
+    async def work(connection: AsyncConnection) -> None:
+        now = live.clock()
+        result = await store_events(connection, events, now=now)
+        assert result.count("stored") == len(events), result.outcomes
+        for report in reports:
+            await store_report(connection, report, channel="api", now=now)
+        officer = OfficerUpdate(
+            full_name=PROVINCE_LEADER.full_name,
+            unit_code=PROVINCE,
+            role="leader",
+            email=f"{PROVINCE_LEADER.account}@example.gov.vn",
+        )
+        await put_officer(connection, account=PROVINCE_LEADER.account, officer_in=officer, now=now)
+
+    live.run(work)
+    judge(live)
+    return week
+
+
+def judge(live: LiveServer) -> None:
+    """Run the real reconciler over everything due, as its worker would."""
+
+    async def main() -> None:
+        engine = create_engine(live.database_url)
+        try:
+            settings = ReconcilerSettings(database_url=live.database_url, _env_file=None)
+            await Reconciler(settings, engine, live.clock).drain()
+        finally:
+            await engine.dispose()
+
+    postgres.run_coro_blocking(main)
+
+
+def api_kpis(live: LiveServer, unit: str, week: IsoWeek) -> dict[str, dict[str, Any]]:
+    """``GET /api/v1/kpis`` for the ISO week's Monday..Sunday, items by unit."""
+    answer = httpx.get(
+        f"{live.url}/api/v1/kpis",
+        params={"unit": unit, "from": week.monday.isoformat(), "to": week.sunday.isoformat()},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return {item["unit_code"]: item for item in answer.json()["items"]}
+
+
+def number(text: str | None) -> float | None:
+    return None if text in (None, "") else float(text)
+
+
+def values(row: Locator) -> list[str]:
+    found: list[str] = row.locator("td").evaluate_all("cells => cells.map(c => c.dataset.value)")
+    return found
+
+
+def unit_rows(page: Page) -> dict[str, list[str]]:
+    rows = page.locator("#table-units tbody tr")
+    return {cells[0]: cells for cells in (values(rows.nth(i)) for i in range(rows.count()))}
+
+
+def assert_row_is_the_api_item(cells: list[str], item: dict[str, Any]) -> None:
+    """Columns: code, name, received, the four percentages, without due date, discrepancies."""
+    assert cells[0] == item["unit_code"]
+    assert int(cells[2]) == item["received"]
+    assert [number(cell) for cell in cells[3:7]] == [item[key] for key in KPI_COLUMNS]
+    assert int(cells[7]) == item["without_due_date"]
+    assert int(cells[8]) == sum(item["active_discrepancies"].values())
+
+
+def opened(download: Download, folder: Path) -> Any:
+    """The downloaded workbook's sheet, opened with openpyxl as a leader's Excel would."""
+    path = folder / download.suggested_filename
+    download.save_as(path)
+    return openpyxl.load_workbook(path).active
+
+
+def card(page: Page, key: str) -> Locator:
+    return page.locator(f"[data-kpi={key}] .figure")
+
+
+def test_a_leader_opens_the_board_and_its_figures_equal_the_api(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    week = seed_last_week(directory)
+    sign_in(page, directory, LEADER)
+    expect(page).to_have_url(f"{directory.url}/board")  # a leader's home page
+    this_week = IsoWeek.containing(directory.clock().astimezone(VN_TZ).date())
+    expect(page.get_by_label("Tuần", exact=True)).to_have_value(str(this_week))
+
+    page.get_by_role("link", name="← Tuần trước").click()
+    expect(page).to_have_url(f"{directory.url}/board?week={week}")
+    item = api_kpis(directory, UNIT, week)[UNIT]
+    assert item["received"] == 6
+    assert [item[key] for key in KPI_COLUMNS] == [60.0, 50.0, 83.33, 50.0]
+
+    # The cards: a leader of a unit without sub-units sees that unit's item, with the counts.
+    for key in KPI_COLUMNS:
+        assert number(card(page, key).get_attribute("data-value")) == item[key], key
+    expect(card(page, "on_time_pct")).to_have_text("60,0% (3/5)")
+    expect(card(page, "on_time_pct")).to_have_class("figure bad")
+    expect(card(page, "online_pct")).to_have_text("50,0% (3/6)")
+    expect(card(page, "online_pct")).to_have_class("figure good")
+    expect(card(page, "digitised_pct")).to_have_text("83,3% (5/6)")
+    expect(card(page, "in_system_pct")).to_have_text("50,0% (1/2)")
+    expect(card(page, "in_system_pct")).to_have_class("figure bad")
+
+    # The per-unit table holds the API's item, and nothing of the other unit.
+    rows = unit_rows(page)
+    assert list(rows) == [UNIT]
+    assert_row_is_the_api_item(rows[UNIT], item)
+
+    # The week is the last row of the trend; five weeks earlier D8 was received.
+    trend = page.locator("#table-trend tbody tr")
+    assert number(values(trend.nth(11))[2]) == 6
+    assert [number(v) for v in values(trend.nth(11))[3:7]] == [item[k] for k in KPI_COLUMNS]
+    earlier = api_kpis(directory, UNIT, week.shifted(-5))[UNIT]
+    assert values(trend.nth(6))[0] == str(week.shifted(-5))
+    assert number(values(trend.nth(6))[2]) == earlier["received"] == 1
+    assert [number(v) for v in values(trend.nth(6))[3:7]] == [earlier[k] for k in KPI_COLUMNS]
+
+    # The lists, each dossier linked to its story; hostile names stay text.
+    late = page.locator("#table-late")
+    expect(late.get_by_role("link", name=D[2])).to_have_attribute("href", f"/dossiers/{D[2]}")
+    expect(late).to_contain_text(HOSTILE_NAME)
+    returned = page.locator("#table-returned_but_open")
+    expect(returned.get_by_role("link", name=D[7])).to_be_visible()
+    expect(page.locator("#table-stalled").get_by_role("link", name=D[8])).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text(D[6])
+    screenshot(page, "board")
+
+
+def test_the_province_leader_sees_every_unit_and_their_total(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    week = seed_last_week(directory)
+    sign_in(page, directory, PROVINCE_LEADER)
+    page.goto(f"{directory.url}/board?week={week}")
+    items = api_kpis(directory, PROVINCE, week)
+    rows = unit_rows(page)
+    assert sorted(rows) == sorted(items) == sorted([PROVINCE, UNIT, OTHER_UNIT])
+    for code, item in items.items():
+        assert_row_is_the_api_item(rows[code], item)
+    # The cards total the subtree: UNIT's 6 dossiers and OTHER_UNIT's D6 (open, past due).
+    assert int(page.locator("[data-total=received]").inner_text()) == 7
+    expect(card(page, "on_time_pct")).to_have_text("50,0% (3/6)")
+    expect(page.locator("#table-units tfoot")).to_contain_text("7")
+
+    # Sorting by a column, with the keyboard: OTHER_UNIT (1 received) before UNIT (6).
+    received = page.locator("#table-units th").filter(has_text="Tiếp nhận").get_by_role("button")
+    received.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#table-units th").filter(has_text="Tiếp nhận")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    assert [values(row)[0] for row in page.locator("#table-units tbody tr").all()] == [
+        PROVINCE,
+        OTHER_UNIT,
+        UNIT,
+    ]
+    page.keyboard.press("Enter")
+    assert values(page.locator("#table-units tbody tr").first)[0] == UNIT
+
+    # A unit of the subtree alone, from its row.
+    page.locator("#table-units").get_by_role("link", name=OTHER_UNIT).click()
+    assert list(unit_rows(page)) == [OTHER_UNIT]
+    expect(page.locator("#table-late").get_by_role("link", name=D[6])).to_be_visible()
+
+
+def test_the_excel_export_opens_with_openpyxl_and_holds_the_same_rows(
+    page: Page, directory: LiveServer, watched: Watched, tmp_path: Path
+) -> None:
+    week = seed_last_week(directory)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/board?week={week}")
+
+    section = page.locator("section[aria-labelledby=units-title]")
+    with page.expect_download() as info:
+        section.get_by_role("link", name="Tải Excel (.xlsx)").click()
+    download = info.value
+    assert download.suggested_filename == f"giao-ban-{week}-{UNIT}-don-vi.xlsx"
+    sheet = opened(download, tmp_path)
+    lines = list(sheet.iter_rows(values_only=True))
+    assert lines[0] == (
+        "Mã đơn vị", "Tên đơn vị", "Tiếp nhận", "Đúng hạn", "Trực tuyến", "Số hóa",
+        "Có trên HT", "Không hạn", "Sai lệch đang mở",
+    )  # fmt: skip
+    on_page = unit_rows(page)[UNIT]
+    exported = lines[1]
+    assert exported[0] == UNIT and exported[2] == int(on_page[2])
+    assert [round(value * 100, 2) for value in exported[3:7]] == [
+        number(cell) for cell in on_page[3:7]
+    ]
+    assert sheet.cell(row=2, column=4).number_format == "0.00%"
+    assert lines[-1][0] == "Cộng"  # the total, after the units
+
+    with page.expect_download() as info:
+        page.locator("section[aria-labelledby=trend-title]").get_by_role("link").click()
+    trend = list(opened(info.value, tmp_path).iter_rows(values_only=True))
+    assert [line[0] for line in trend[1:]] == [str(week.shifted(n)) for n in range(-11, 1)]
+
+    with page.expect_download() as info:
+        page.locator("section[aria-labelledby=returned_but_open-title]").get_by_role(
+            "link", name="Tải Excel (.xlsx)"
+        ).click()
+    returned = opened(info.value, tmp_path)
+    codes = [row[0] for row in returned.iter_rows(min_row=2, values_only=True)]
+    assert codes == [
+        values(row)[0] for row in page.locator("#table-returned_but_open tbody tr").all()
+    ]
+    assert codes == [D[7]]
+    assert returned.cell(row=2, column=2).value == FORMULA_NAME
+    assert returned.cell(row=2, column=2).data_type == "s"  # text, never a formula
+
+    answer = page.request.get(f"{directory.url}/board/export?week={week}&table=late")
+    assert answer.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert answer.headers["content-disposition"].startswith("attachment; filename=")
+
+
+def test_the_chart_is_drawn_and_its_table_holds_twelve_weeks(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    week = seed_last_week(directory)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if "Content Security" in m.text else None)
+    page.on("response", lambda r: problems.append(r.url) if r.status >= 400 else None)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/board?week={week}")
+    rows = page.locator("#table-trend tbody tr")
+    expect(rows).to_have_count(12)
+    assert values(rows.first)[0] == str(week.shifted(-11))
+    drawn = page.evaluate(
+        """() => {
+            const canvas = document.getElementById("trend-chart");
+            const chart = window.Chart && window.Chart.getChart(canvas);
+            const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+            return {
+                chart: Boolean(chart),
+                lines: chart ? chart.data.datasets.length : 0,
+                painted: pixels.data.some((value) => value !== 0),
+            };
+        }"""
+    )
+    assert drawn == {"chart": True, "lines": 4, "painted": True}
+    assert problems == []  # no script or style refused by the CSP, no request failed
+
+
+def test_a_handler_opening_the_board_gets_403(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    sign_in(page, directory, HANDLER)
+    for path in ("/board", "/board/export?table=units"):
+        answer = page.goto(f"{directory.url}{path}")
+        assert answer is not None and answer.status == 403, path
+    expect(page.get_by_role("alert")).to_contain_text("không dành cho vai trò")
+
+
+def test_a_leader_cannot_open_a_unit_outside_their_subtree(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    sign_in(page, directory, LEADER)
+    for path in (f"/board?unit={OTHER_UNIT}", f"/board/export?unit={PROVINCE}&table=late"):
+        answer = page.goto(f"{directory.url}{path}")
+        assert answer is not None and answer.status == 403, path
+    answer = page.goto(f"{directory.url}/board?week=2026-W60")
+    assert answer is not None and answer.status == 422
+    expect(page.get_by_role("alert")).to_contain_text("không hợp lệ")
