@@ -24,6 +24,7 @@ class Kind(StrEnum):
     NOT_IN_SYSTEM = "NOT_IN_SYSTEM"
     OVERDUE_NO_APOLOGY = "OVERDUE_NO_APOLOGY"
     DUE_SOON = "DUE_SOON"
+    DATES_REWRITTEN = "DATES_REWRITTEN"
     STALLED = "STALLED"
 
 
@@ -39,6 +40,8 @@ DESK_KINDS: Final = frozenset(
 )
 # Kinds whose reporting desk officer is a receiver of the alert (contract §3).
 REPORTER_TOLD_KINDS: Final = frozenset({Kind.RETURNED_BUT_OPEN, Kind.NOT_IN_SYSTEM})
+# Kinds told to the unit's leaders directly (the handler may be the one who edited the dates).
+LEADERS_TOLD_KINDS: Final = frozenset({Kind.DATES_REWRITTEN})
 # Kinds about the dossier's deadline and progress, not the desk.
 DUE_KINDS: Final = frozenset({Kind.OVERDUE_NO_APOLOGY, Kind.DUE_SOON, Kind.STALLED})
 
@@ -52,6 +55,7 @@ KIND_LABELS: Final[Mapping[str, str]] = {
     Kind.NOT_IN_SYSTEM: "Hồ sơ chưa có trên hệ thống",
     Kind.OVERDUE_NO_APOLOGY: "Quá hạn, chưa có văn bản xin lỗi",
     Kind.DUE_SOON: "Sắp đến hạn trả kết quả",
+    Kind.DATES_REWRITTEN: "Ngày hẹn trả / ngày xử lý bị sửa lại",
     Kind.STALLED: "Chậm xử lý, không có tiến độ",
 }
 SEVERITY_LABELS: Final[Mapping[str, str]] = {

@@ -233,6 +233,7 @@ class AlertPlanner:
             responsible=discrepancy.responsible,
             reporter=discrepancy.reporter,
             desk_officers=context.officers_of(unit, "desk"),
+            leaders=context.officers_of(unit, "leader"),
         )
         content = context.content(discrepancy)
         rows = self._rows_for(purpose, discrepancy, accounts, content, context, now)

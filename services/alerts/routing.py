@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 
 from shared.calendar import WorkingCalendar
 from shared.directory import Directory, OfficerRecord
-from shared.vocabulary import REPORTER_TOLD_KINDS
+from shared.vocabulary import LEADERS_TOLD_KINDS, REPORTER_TOLD_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +81,14 @@ def receivers(
     responsible: str | None,
     reporter: str | None,
     desk_officers: Iterable[str],
+    leaders: Iterable[str] = (),
 ) -> list[str]:
-    """Accounts told of a discrepancy, in a stable order and without repeats."""
+    """Accounts told of a discrepancy, in a stable order and without repeats.
+
+    Rewritten dates go to the unit's leaders directly: the handler may be who edited them.
+    """
+    if kind in LEADERS_TOLD_KINDS:
+        return sorted(set(leaders))
     accounts = [responsible] if responsible else sorted(desk_officers)
     if kind in REPORTER_TOLD_KINDS and reporter:
         accounts.append(reporter)

@@ -105,6 +105,7 @@ def create_app(
     install_openapi(app)
     app.state.engine = engine
     app.state.clock = clock
+    app.state.calendar = settings.calendar()
     app.state.key_ring = KeyRing(settings.api_keys, engine=engine)
     app.state.on_new_facts = on_new_facts
     app.state.ack_links = ack_links_from(settings, clock)

@@ -30,7 +30,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.rows import event_columns, snapshot_columns, step_columns
+from services.ingest.rows import event_columns, snapshot_columns, snapshot_dates, step_columns
+from shared.date_marks import SnapshotDates
 from shared.events import DossierEvent
 
 _WRITE_BATCH = text(
@@ -40,7 +41,8 @@ _WRITE_BATCH = text(
             event_id text, type text, source text, emitted_at timestamptz, dossier_code text,
             data jsonb, status smallint, unit_code text, procedure_code text,
             procedure_name text, field_name text, channel smallint, digitised boolean,
-            received_at timestamptz, due_at timestamptz, finished_at timestamptz,
+            received_at timestamptz, due_at timestamptz, due_source_at timestamptz,
+            finished_at timestamptz,
             returned_at timestamptz, refused_at timestamptz, step_at timestamptz, officer text,
             title text,
             department text, content text, started_at timestamptz, deadline_at timestamptz
@@ -78,12 +80,12 @@ _WRITE_BATCH = text(
     ), upserted AS (
         INSERT INTO dossiers AS d (code, status, unit_code, procedure_code, procedure_name,
                                    field_name, channel, digitised, received_at, due_at,
-                                   finished_at, returned_at, refused_at, snapshot,
-                                   snapshot_emitted_at, snapshot_event_id)
+                                   due_source_at, finished_at, returned_at, refused_at,
+                                   snapshot, snapshot_emitted_at, snapshot_event_id)
         SELECT DISTINCT ON (n.dossier_code)
                n.dossier_code, n.status, n.unit_code, n.procedure_code, n.procedure_name,
-               n.field_name, n.channel, n.digitised, n.received_at, n.due_at, n.finished_at,
-               n.returned_at, n.refused_at, n.data, n.emitted_at, n.event_id
+               n.field_name, n.channel, n.digitised, n.received_at, n.due_at, n.due_source_at,
+               n.finished_at, n.returned_at, n.refused_at, n.data, n.emitted_at, n.event_id
         FROM new_events AS n
         WHERE n.type = 'dossier.snapshot'
         ORDER BY n.dossier_code, n.emitted_at DESC, n.event_id DESC
@@ -93,6 +95,7 @@ _WRITE_BATCH = text(
             field_name = excluded.field_name,
             channel = excluded.channel, digitised = excluded.digitised,
             received_at = excluded.received_at, due_at = excluded.due_at,
+            due_source_at = excluded.due_source_at,
             finished_at = excluded.finished_at, returned_at = excluded.returned_at,
             refused_at = excluded.refused_at, snapshot = excluded.snapshot,
             snapshot_emitted_at = excluded.snapshot_emitted_at,
@@ -133,6 +136,8 @@ class PgBatch:
 
     document: str
     steps: list[dict[str, Any]]
+    # (event_id, dossier code, the dates it claims) of each snapshot: the marks of the new ones
+    dates: list[tuple[str, str, SnapshotDates]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -141,10 +146,12 @@ class PgBatchBuilder:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    dates: list[tuple[str, str, SnapshotDates]] = field(default_factory=list)
 
     def add(self, event: DossierEvent) -> None:
         if event.is_snapshot:
             row = snapshot_columns(event)
+            self.dates.append((event.event_id, event.dossier_code, snapshot_dates(row)))
             del row["code"], row["snapshot"], row["snapshot_emitted_at"], row["snapshot_event_id"]
         else:
             row = step_columns(event)
@@ -156,7 +163,7 @@ class PgBatchBuilder:
         element (a timestamp costs it over a microsecond), and PostgreSQL parses the document
         once into ``jsonb``, from which each event's data is stored without parsing it again
         (a snapshot's data twice: in the log and as the dossier's state)."""
-        return PgBatch(document=_json(self.rows), steps=self.steps)
+        return PgBatch(document=_json(self.rows), steps=self.steps, dates=self.dates)
 
 
 def _json(rows: Sequence[dict[str, Any]]) -> str:

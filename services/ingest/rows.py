@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from shared.dvcqg import effective_due_at, optional_thoi_diem
+from shared.date_marks import SnapshotDates
+from shared.dvcqg import due_date_of, optional_thoi_diem
 from shared.events import DossierEvent
 
 
@@ -37,6 +38,7 @@ def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
     """The dossier columns a snapshot determines."""
     data = event.data
     digitised = data.get("HoSoCoThanhPhanSoHoa")
+    due = due_date_of(data)
     return {
         "code": event.dossier_code,
         "status": data["TrangThaiHoSo"],
@@ -47,7 +49,8 @@ def snapshot_columns(event: DossierEvent) -> dict[str, Any]:
         "channel": data["KenhThucHien"],
         "digitised": None if digitised is None else digitised == 1,
         "received_at": moment(event, "NgayTiepNhan"),
-        "due_at": effective_due_at(data, promised=moment(event, "NgayHenTra")),
+        "due_at": due.at,
+        "due_source_at": due.requested_at,
         "finished_at": moment(event, "NgayKetThucXuLy"),
         "returned_at": moment(event, "NgayTra"),
         "refused_at": moment(event, "NgayTuChoi"),
@@ -133,3 +136,14 @@ def status_seen(snapshot_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
         {"dossier_code": code, "status": status, "first_emitted_at": at}
         for (code, status), at in sorted(first.items())
     ]
+
+
+def snapshot_dates(row: dict[str, Any]) -> SnapshotDates:
+    """The dates a snapshot row claims, for the DATES_REWRITTEN marks."""
+    return SnapshotDates(
+        emitted_at=row["snapshot_emitted_at"],
+        due_at=row["due_at"],
+        due_source_at=row["due_source_at"],
+        finished_at=row["finished_at"],
+        returned_at=row["returned_at"],
+    )

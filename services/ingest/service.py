@@ -12,6 +12,7 @@ of events costs a handful of round trips. Effects are idempotent and order-indep
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,11 +21,12 @@ from typing import Any, Literal
 from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest import pg_bulk
+from services.ingest import marks, pg_bulk
 from services.ingest.rows import (
     event_columns,
     newest_snapshots,
     snapshot_columns,
+    snapshot_dates,
     snapshot_order,
     status_seen,
     step_columns,
@@ -32,6 +34,7 @@ from services.ingest.rows import (
 )
 from services.reconciler import schedule
 from shared import metrics
+from shared.date_marks import SnapshotDates
 from shared.db import insert_for
 from shared.events import DossierEvent, Rejection
 from shared.models import DeadLetter, Dossier, DossierStatusSeen, Event, ProgressStep
@@ -200,6 +203,11 @@ async def store_pending(
         fresh_steps = [row for row in batch.postgresql.steps if row["event_id"] in fresh]
         if fresh_steps:
             await pg_bulk.upsert_step_summary(connection, step_summary(fresh_steps))
+        new_dates: dict[str, list[SnapshotDates]] = defaultdict(list)
+        for event_id, code, dates in batch.postgresql.dates:
+            if event_id in fresh:
+                new_dates[code].append(dates)
+        await marks.record(connection, new_dates)
     else:
         fresh, stale = await _write_portably(connection, list(batch.unique.values()), now=now)
     for event_id, event in batch.unique.items():
@@ -240,6 +248,10 @@ async def _write_portably(
     if steps:
         await _apply_steps(connection, steps)
     await _record_status_seen(connection, status_seen(snapshots))
+    new_dates: dict[str, list[SnapshotDates]] = defaultdict(list)
+    for row in snapshots:
+        new_dates[row["code"]].append(snapshot_dates(row))
+    await marks.record(connection, new_dates)
     return fresh, stale
 
 

@@ -8,6 +8,7 @@ history row, before the schedule says when each dossier must be judged again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,16 @@ from services.reconciler import rules, schedule, writes
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
 from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
+from shared.date_marks import DateMarks
 from shared.db import UTCDateTime, among
 from shared.dvcqg import agency_of_dossier_code
-from shared.models import Discrepancy, Dossier, FieldReport, ReconcileSchedule
+from shared.models import (
+    Discrepancy,
+    Dossier,
+    DossierDateMarks,
+    FieldReport,
+    ReconcileSchedule,
+)
 from shared.vocabulary import STATUS_NAMES
 
 UNRESOLVED = ("open", "acknowledged")
@@ -76,6 +84,14 @@ def facts_of(row: Any) -> DossierFacts:
         last_activity = step_at
     else:
         last_activity = snapshot_at
+    marks = (
+        None
+        if row.base_seen_at is None
+        and row.source_seen_at is None
+        and row.finished_seen_at is None
+        and row.returned_seen_at is None
+        else DateMarks(*(getattr(row, name) for name in MARK_COLUMNS))
+    )
     return DossierFacts(
         row.code,
         row.status,
@@ -84,6 +100,9 @@ def facts_of(row: Any) -> DossierFacts:
         row.returned_at,
         last_activity,
         row.received_at,
+        snapshot_at=snapshot_at,
+        due_source_at=row.due_source_at,
+        date_marks=marks,
     )
 
 
@@ -93,12 +112,15 @@ _DOSSIER_COLUMNS = (
     Dossier.unit_code,
     Dossier.responsible,
     Dossier.due_at,
+    Dossier.due_source_at,
     Dossier.received_at,
     Dossier.finished_at,
     Dossier.returned_at,
     Dossier.snapshot_emitted_at,
     Dossier.latest_step_at,
 )
+MARK_COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
+_MARKS = tuple(getattr(DossierDateMarks, name) for name in MARK_COLUMNS)
 _REPORT_COLUMNS = (
     FieldReport.dossier_code,
     FieldReport.report_id,
@@ -147,7 +169,9 @@ async def _load(
     dossiers = {
         row.code: row
         for row in await connection.execute(
-            select(*_DOSSIER_COLUMNS).where(among(connection, Dossier.code, codes))
+            select(*_DOSSIER_COLUMNS, *_MARKS)
+            .outerjoin(DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code)
+            .where(among(connection, Dossier.code, codes))
         )
     }
     reports: dict[str, list[_Report]] = defaultdict(list)

@@ -10,6 +10,7 @@ from shared.models.alerting import AlertTrack, Digest, Notification, ZaloToken
 from shared.models.facts import (
     DeadLetter,
     Dossier,
+    DossierDateMarks,
     DossierStatusSeen,
     Event,
     IngestPartition,
@@ -33,6 +34,7 @@ __all__ = [
     "Discrepancy",
     "DiscrepancyHistory",
     "Dossier",
+    "DossierDateMarks",
     "DossierStatusSeen",
     "Event",
     "FieldReport",

@@ -37,6 +37,8 @@ class Dossier(Base):
     digitised: Mapped[bool | None]
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NgayYeuCau of the reschedule that set due_at (None: the promised NgayHenTra).
+    due_source_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -131,3 +133,24 @@ class IngestPartition(Base):
     high_water: Mapped[int | None] = mapped_column(BigInteger)
     newest_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DossierDateMarks(Base):
+    """What earlier snapshots said of a dossier's dates, as a few extremes (DATES_REWRITTEN).
+
+    See :mod:`shared.date_marks`: each column is a minimum or maximum over every snapshot
+    received, so it costs O(1) per snapshot and does not depend on the arrival order.
+    """
+
+    __tablename__ = "dossier_date_marks"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    base_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    returned_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    returned_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,6 +16,7 @@ from shared.auth import (
     KeyStoreUnavailable,
     Principal,
 )
+from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.config import Role
 
@@ -33,8 +34,15 @@ def _clock(request: Request) -> Clock:
 MAX_OFFSET = 10_000_000  # far past any real list; bigger numbers overflow SQL integers
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
+
+def _calendar(request: Request) -> WorkingCalendar:
+    calendar: WorkingCalendar = request.app.state.calendar
+    return calendar
+
+
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 ClockDep = Annotated[Clock, Depends(_clock)]
+CalendarDep = Annotated[WorkingCalendar, Depends(_calendar)]
 
 # Only documents the key in OpenAPI (a ``security`` requirement on every operation that checks
 # one, see shared.web.openapi); it never refuses: the dependency below reads the header itself.

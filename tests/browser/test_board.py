@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import openpyxl  # type: ignore[import-untyped]
+import pytest
 from playwright.sync_api import Download, Locator, Page, expect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,7 +56,7 @@ from tests.browser.conftest import (
     screenshot,
     sign_in,
 )
-from tests.factories import dossier_code, snapshot
+from tests.factories import dossier_code, progress, snapshot
 from tests.support import postgres
 
 PROVINCE_LEADER = Person("nguyenvantinh.ubnd", "Nguyễn Văn Tỉnh", "leader", PROVINCE)
@@ -392,3 +393,117 @@ def test_a_leader_cannot_open_a_unit_outside_their_subtree(
     answer = page.goto(f"{directory.url}/board?week=2026-W60")
     assert answer is not None and answer.status == 422
     expect(page.get_by_role("alert")).to_contain_text("không hợp lệ")
+
+
+# This month's forecast ---------------------------------------------------------------------------
+
+
+def as_event(envelope: dict[str, Any]) -> DossierEvent:
+    event = parse_envelope(envelope)
+    assert isinstance(event, DossierEvent)
+    return event
+
+
+def sent(
+    code: str, received: datetime, due: datetime, *, status: int = 4, **fields: Any
+) -> DossierEvent:
+    """A snapshot of ``code`` sent when it was received."""
+    return as_event(
+        snapshot(
+            code, event_id=f"snap-{code}", emitted_at=received, status=status,
+            NgayTiepNhan=format_thoi_diem(received), NgayHenTra=format_thoi_diem(due), **fields,
+        )
+    )  # fmt: skip
+
+
+def seed_this_month(live: LiveServer) -> dict[str, str]:
+    """UNIT's month so far: 49 dossiers finished on time and three still open, due before the
+    month ends (U1, U2, U3, in that order; held by the handler, an officer the directory does
+    not know, and the desk officer). 52/52 on time today; U1 late leaves 51/52 = 98.08 %, U1 and
+    U2 late 50/52 = 96.15 %: those two decide. All three late: 49/52 = 94.23 %. OTHER_UNIT's
+    open dossier is outside the leader's subtree."""
+    now = live.clock()
+    month_start = datetime.combine(now.astimezone(VN_TZ).date().replace(day=1), time(0), VN_TZ)
+    month_end = datetime.combine(
+        (month_start + timedelta(days=32)).date().replace(day=1), time(0), VN_TZ
+    )
+    if now - month_start < timedelta(minutes=2) or month_end - now < timedelta(hours=1):
+        pytest.skip("too close to the month's start or end for a forecast within it")
+    received = month_start + (now - month_start) / 2
+    finished = format_thoi_diem(received + (now - received) / 2)
+    codes = {f"U{n}": dossier_code(40 + n) for n in (1, 2, 3)}
+    codes["other"] = dossier_code(44, unit=OTHER_UNIT)
+    later = month_end + timedelta(days=9)
+    events = [
+        sent(dossier_code(n), received, later, status=9, NgayKetThucXuLy=finished)
+        for n in range(100, 149)
+    ]
+    events += [sent(codes[f"U{n}"], received, now + (month_end - now) * n / 4) for n in (1, 2, 3)]
+    events.append(sent(codes["other"], received, now + (month_end - now) / 2, DonViXuLy=OTHER_UNIT))
+    holders = {1: HANDLER.account, 2: "nguoingoai.khac", 3: DESK.account}
+    events += [
+        as_event(progress(codes[f"U{n}"], event_id=f"step-{n}", emitted_at=received,
+                          step_at=received, officer=account))
+        for n, account in holders.items()
+    ]  # fmt: skip
+
+    async def work(connection: AsyncConnection) -> None:
+        result = await store_events(connection, events, now=live.clock())
+        assert result.count("stored") == len(events), result.outcomes
+
+    live.run(work)
+    return codes
+
+
+def test_the_board_forecasts_this_month_with_the_dossiers_that_decide_it(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    codes = seed_this_month(directory)
+    sign_in(page, directory, LEADER)
+    answer = httpx.get(
+        f"{directory.url}/api/v1/kpis",
+        params={"unit": UNIT},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert answer.status_code == 200, answer.text
+    (item,) = answer.json()["items"]
+    forecast = item["forecast"]
+    assert (item["on_time_pct"], forecast["on_time_pct_best"]) == (100.0, 100.0)
+    assert forecast["on_time_pct_worst"] == 94.23
+    assert [each["dossier_code"] for each in forecast["deciding"]] == [codes["U1"], codes["U2"]]
+    assert [each["responsible"] for each in forecast["deciding"]] == [
+        HANDLER.account,
+        "nguoingoai.khac",
+    ]
+
+    section = page.locator("section[aria-labelledby=forecast-title]")
+    expect(section.get_by_role("heading", name="Dự báo tháng này")).to_be_visible()
+    rows = section.locator("#table-forecast tbody tr")
+    expect(rows).to_have_count(1)  # the leader's unit; OTHER_UNIT is outside the subtree
+    row = rows.first
+    expect(row).to_have_attribute("data-unit", UNIT)
+    expect(row).to_have_attribute("data-outlook", "at_risk")
+    shares = [row.locator(f"td[data-key={key}]") for key in ("on_time_pct", "best", "worst")]
+    for cell, value in zip(shares, (100.0, 100.0, 94.23), strict=True):
+        assert number(cell.get_attribute("data-value")) == value
+    expect(shares[0]).to_have_text("100,0%")
+    expect(shares[2]).to_have_text("94,2%")
+    expect(shares[2]).to_have_class("num bad")
+    expect(row.locator("td[data-key=undecided]")).to_have_text("3")
+    expect(row.locator(".deciding p")).to_have_text("Chỉ cần 2 hồ sơ trễ hạn là dưới 98%:")
+
+    # The two that decide, due first first, each linked to its story with its holder.
+    listed = row.locator(".deciding li")
+    expect(listed).to_have_count(2)
+    assert listed.evaluate_all("items => items.map(i => i.dataset.dossier)") == [
+        codes["U1"],
+        codes["U2"],
+    ]
+    expect(listed.nth(0).locator(".holder")).to_have_text(HANDLER.full_name)
+    expect(listed.nth(1).locator(".holder")).to_have_text("nguoingoai.khac")  # not in directory
+    expect(section).not_to_contain_text(codes["U3"])
+    expect(section).not_to_contain_text(codes["other"])
+    link = listed.nth(0).get_by_role("link", name=codes["U1"])
+    expect(link).to_have_attribute("href", f"/dossiers/{codes['U1']}")
+    link.click()
+    expect(page).to_have_url(f"{directory.url}/dossiers/{codes['U1']}")

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Dialog, Page, expect
+import docx
+from playwright.sync_api import Dialog, Locator, Page, expect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.config import AlertsSettings
 from services.alerts.planner import AlertPlanner
 from services.ingest.service import store_events
 from services.reconciler.config import ReconcilerSettings
+from services.reconciler.forms.apology import proposed_return
+from services.reconciler.forms.links import apology_draft_path
+from services.reconciler.forms.official import date_words
 from services.reconciler.reports import service as reports_service
 from services.reconciler.reports.schemas import FieldReportCreate
 from services.reconciler.worker import Reconciler
+from shared.calendar import WorkingCalendar
+from shared.clock import VN_TZ
 from shared.db import create_engine
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, parse_envelope
@@ -226,3 +234,161 @@ def test_the_desk_sees_the_applicant_masked_and_nobody_the_id_number(
         assert ID_NUMBER not in content and ID_NUMBER[-3:] + "<" not in content
         if person is DESK:
             assert APPLICANT not in content
+
+
+# ---- the official forms: form 06 on the page and as .docx, form 04 for an overdue dossier ----
+
+OVERDUE_CODE = f"{UNIT}-250305-0007"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def vn(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2025, month, day, hour, minute, second, tzinfo=VN_TZ)
+
+
+def seed_overdue(live: LiveServer) -> None:
+    """A dossier received on Wednesday 5/3/2025, due Monday 10/3 at 17:00, handed over three
+    times (before, at and after the step's allowance: 3 h 30 over a weekend), still open with
+    the handler: overdue."""
+    steps = [
+        ("p1", DESK.account, "Bộ phận Một cửa", vn(3, 5, 8), vn(3, 5, 10)),
+        ("p2", HANDLER.account, "Phòng Đăng ký", vn(3, 5, 9, 30), vn(3, 6, 14)),
+        ("p3", "chuyenvien.thamdinh", "Phòng Đăng ký", vn(3, 6, 14, 0, 40), vn(3, 7, 16)),
+        ("p4", HANDLER.account, "Phòng Đăng ký", vn(3, 10, 9, 30), vn(3, 10, 16)),
+    ]
+    fields: dict[str, Any] = {"ChuHoSo": APPLICANT, "SoGiayToChuHoSo": ID_NUMBER}
+    fields |= {"NgayTiepNhan": format_thoi_diem(vn(3, 5, 8))}
+    fields |= {"NgayHenTra": format_thoi_diem(vn(3, 10, 17))}
+    envelopes = [snapshot(OVERDUE_CODE, event_id="o-s1", emitted_at=vn(3, 10, 9, 30), **fields)]
+    for event_id, officer, department, start, allowed in steps:
+        step = progress(
+            OVERDUE_CODE, event_id=event_id, emitted_at=start, step_at=start, officer=officer
+        )
+        step["data"] |= {
+            "PhongBanXuLy": department,
+            "NgayBatDau": format_thoi_diem(start),
+            "NgayKetThucTheoQuyDinh": format_thoi_diem(allowed),
+        }
+        envelopes.append(step)
+    events = [event for event in map(parse_envelope, envelopes) if isinstance(event, DossierEvent)]
+
+    async def work(connection: AsyncConnection) -> None:
+        await store_events(connection, events, now=live.clock())
+
+    live.run(work)
+    judge(live)
+
+
+def download(page: Page, link: Locator) -> Path:
+    with page.expect_download() as started:
+        link.click()
+    done = started.value
+    assert done.failure() is None
+    return done.path()
+
+
+def test_a_handler_signs_the_apology_instead_of_writing_it(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_overdue(directory)
+    sign_in(page, directory, HANDLER)
+    page.goto(f"{directory.url}/dossiers/{OVERDUE_CODE}")
+    expect(
+        page.locator("table.findings").get_by_text("Quá hạn, chưa có văn bản xin lỗi")
+    ).to_be_visible()
+
+    # Form 06 on the page: one row per hand-off, the result of the step each one ended.
+    sheet = page.locator("[data-section=control-sheet]")
+    expect(sheet.get_by_role("heading", level=2)).to_contain_text("Phiếu kiểm soát quá trình")
+    rows = sheet.locator("tbody tr")
+    expect(rows).to_have_count(5)
+    assert [rows.nth(i).get_attribute("data-result") for i in range(5)] == [
+        "none",
+        "early",
+        "on_time",
+        "late",
+        "late",  # still with the handler, long past the step's allowance
+    ]
+    expect(rows.nth(1)).to_contain_text(f"Giao: {DESK.full_name} ({DESK.account}), Bộ phận Một cửa")
+    expect(rows.nth(1)).to_contain_text(f"Nhận: {HANDLER.full_name} ({HANDLER.account})")
+    expect(rows.nth(3).locator("td.result")).to_have_text("Quá hạn3 giờ 30 phút làm việc")
+    expect(rows.nth(4)).to_contain_text("(đang giữ hồ sơ)")
+
+    # …and as the .docx officers know, with the same rows.
+    sheet_link = sheet.get_by_role("link", name="Tải phiếu kiểm soát (.docx)")
+    control = docx.Document(str(download(page, sheet_link)))
+    written = [[cell.text for cell in row.cells] for row in control.tables[1].rows]
+    assert written[0][2] == "Kết quả giải quyết hồ sơ (trước hạn/đúng hạn/quá hạn)"
+    assert [row[2] for row in written[1:5]] == [
+        "—",
+        "Trước hạn",
+        "Đúng hạn",
+        "Quá hạn\n3 giờ 30 phút làm việc",
+    ]
+    assert written[4][0] == (
+        "4. Giao: chuyenvien.thamdinh, Phòng Đăng ký\n"
+        f"Nhận: {HANDLER.full_name} ({HANDLER.account}), Phòng Đăng ký"
+    )
+    assert f"Mã hồ sơ: {OVERDUE_CODE}" in [p.text for p in control.paragraphs]
+
+    # Form 04, pre-filled: the handler writes the reason and has it signed.
+    before = directory.clock()
+    notice = page.locator("[data-apology]")
+    expect(notice).to_contain_text("Hồ sơ đã quá hạn trả kết quả")
+    apology = docx.Document(
+        str(download(page, notice.get_by_role("link", name=re.compile("dự thảo văn bản xin lỗi"))))
+    )
+    after = directory.clock()
+    text = "\n".join(p.text for p in apology.paragraphs)
+    assert "VĂN BẢN XIN LỖI VÀ ĐỀ NGHỊ GIA HẠN THỜI GIAN GIẢI QUYẾT HỒ SƠ" in text
+    assert f"Kính gửi: {APPLICANT}" in text
+    assert f"mã hồ sơ {OVERDUE_CODE}" in text and PROCEDURE in text
+    assert "đã hẹn là: 17 giờ 00 phút, ngày 10 tháng 3 năm 2025." in text
+    assert "Lý do:\t" in text.split("\n")
+    proposed = {
+        date_words(proposed_return(moment, WorkingCalendar())) for moment in (before, after)
+    }
+    assert any(f"sẽ trả kết quả giải quyết hồ sơ vào {day}." in text for day in proposed)
+    assert ID_NUMBER not in text
+
+    answer = page.request.get(f"{directory.url}{apology_draft_path(OVERDUE_CODE)}")
+    assert answer.status == 200 and answer.headers["content-type"] == DOCX
+    assert answer.headers["content-disposition"] == (
+        f'attachment; filename="xin-loi-{OVERDUE_CODE}.docx"'
+    )
+
+
+def test_the_desk_gets_the_control_sheet_but_not_the_apology_and_other_units_neither(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_overdue(directory)
+    for person, expected in ((OTHER_HANDLER, (403, 403)), (DESK, (200, 403))):
+        page.context.clear_cookies()
+        sign_in(page, directory, person)
+        sheet, apology = (
+            page.request.get(f"{directory.url}/dossiers/{OVERDUE_CODE}/{name}")
+            for name in ("phieu-kiem-soat.docx", "xin-loi.docx")
+        )
+        assert (sheet.status, apology.status) == expected, person
+        assert APPLICANT.encode() not in apology.body()
+    assert sheet.headers["content-type"] == DOCX
+    page.goto(f"{directory.url}/dossiers/{OVERDUE_CODE}")
+    expect(page.locator("[data-section=control-sheet] tbody tr")).to_have_count(5)
+    expect(page.locator("[data-apology]")).to_have_count(0)
+
+
+def test_a_dossier_on_time_needs_no_apology(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_life(directory)  # due in eight days
+    sign_in(page, directory, HANDLER)
+    page.goto(f"{directory.url}/dossiers/{CODE}")
+    expect(page.locator("[data-section=control-sheet] tbody tr")).to_have_count(2)
+    expect(page.locator("[data-section=control-sheet] tbody tr").last).to_contain_text("Đang xử lý")
+    expect(page.locator("[data-apology]")).to_have_count(0)
+    answer = page.goto(f"{directory.url}{apology_draft_path(CODE)}")
+    assert answer is not None and answer.status == 409
+    expect(page.get_by_role("heading", level=1)).to_have_text("Không thực hiện được")
+    expect(page.get_by_role("alert")).to_contain_text("không quá hạn trả kết quả")
+    unknown = page.request.get(f"{directory.url}{apology_draft_path(f'{UNIT}-000000-9999')}")
+    assert unknown.status == 404

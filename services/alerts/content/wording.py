@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.alerts.content.formatting import iso, sentence_time, status_name, vn_number
+from services.alerts.content.formatting import (
+    capitalise,
+    iso,
+    sentence_time,
+    status_name,
+    vn_number,
+)
 from shared.dvcqg import Status
 from shared.privacy import mask_name
 from shared.vocabulary import (
@@ -175,6 +181,29 @@ def _stalled(f: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
+REWRITTEN_FIELDS = {
+    "NgayHenTra": "ngày hẹn trả kết quả",
+    "NgayHenTraMoi": "ngày hẹn trả mới (theo văn bản gia hạn)",
+    "NgayKetThucXuLy": "ngày kết thúc xử lý",
+    "NgayTra": "ngày trả kết quả",
+}
+
+
+def _dates_rewritten(f: Mapping[str, Any]) -> tuple[str, str, str]:
+    details = f["details"]
+    field = REWRITTEN_FIELDS.get(str(details.get("field")), "một ngày của hồ sơ")
+    return (
+        f"bị sửa {field} trên hệ thống",
+        f"{capitalise(field)} trên hệ thống đã bị sửa từ {sentence_time(details.get('before'))} "
+        f"(ghi nhận lúc {sentence_time(details.get('before_seen_at'))}) thành "
+        f"{sentence_time(details.get('after'))} (lúc {sentence_time(details.get('after_seen_at'))})"
+        ", không kèm yêu cầu bổ sung hay văn bản xin lỗi mới nào giải thích: có thể nhằm che việc "
+        "trễ hạn.",
+        "Đề nghị lãnh đạo kiểm tra lịch sử xử lý, xác định người sửa ngày, khôi phục ngày đúng "
+        "và xử lý trách nhiệm theo quy định.",
+    )
+
+
 def _unknown_kind(f: Mapping[str, Any]) -> tuple[str, str, str]:
     return (
         "có sai lệch cần kiểm tra",
@@ -192,6 +221,7 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any]], tuple[str, str, str]]] = {
     Kind.OVERDUE_NO_APOLOGY: _overdue,
     Kind.DUE_SOON: _due_soon,
     Kind.STALLED: _stalled,
+    Kind.DATES_REWRITTEN: _dates_rewritten,
 }
 
 

@@ -246,7 +246,7 @@ async def run_demo(
         events=events,
         event_outcomes=outcomes,
         field_reports=reports,
-        planted=dict(data.planted),
+        planted={kind.value: data.planted.get(kind.value, 0) for kind in Kind},
         planted_codes={
             kind.value: [
                 plan.code for plan in (*data.plans, *data.desk_only) if plan.planted is kind

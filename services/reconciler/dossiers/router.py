@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 
 from services.reconciler import queries as reconciler_queries
 from services.reconciler.dossiers import service as queries
+from services.reconciler.lateness import service as lateness_service
 from services.reconciler.reports import service as reports_service
 from shared.auth import Principal
 from shared.db import unit_of_work
@@ -15,7 +16,7 @@ from shared.directory import load_directory
 from shared.dvcqg import agency_of_dossier_code
 from shared.privacy import masked_snapshot
 from shared.vocabulary import local_iso
-from shared.web.deps import EngineDep, forbidden_unit, require_role
+from shared.web.deps import CalendarDep, ClockDep, EngineDep, forbidden_unit, require_role
 from shared.web.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["dossiers"])
@@ -29,7 +30,13 @@ ROLES_SEEING_PERSONAL_DATA = frozenset({"officer", "admin"})
         404, descriptions={404: "doisoat chưa biết hồ sơ này / Unknown dossier"}
     ),
 )
-async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> dict[str, Any]:
+async def read_dossier(
+    code: str,
+    principal: ReaderKey,
+    engine: EngineDep,
+    clock: ClockDep,
+    calendar: CalendarDep,
+) -> dict[str, Any]:
     async with unit_of_work(engine, "read_dossier") as connection:
         dossier = await queries.get_dossier(connection, code)
         if dossier is None:
@@ -45,6 +52,9 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         reports = (await reports_service.reports_for(connection, [code]))[code]
         discrepancies = await reconciler_queries.discrepancies_of(connection, code)
         waits_until = await queries.waiting_for_system(connection, code)
+        late = await lateness_service.lateness_of(
+            connection, code, now=clock(), calendar=calendar, directory=directory
+        )
     snapshot = dossier.snapshot or {}
     if principal.role not in ROLES_SEEING_PERSONAL_DATA:
         snapshot = masked_snapshot(snapshot)
@@ -67,4 +77,6 @@ async def read_dossier(code: str, principal: ReaderKey, engine: EngineDep) -> di
         "discrepancies": [
             reconciler_queries.read_model(row, directory).model_dump() for row in discrepancies
         ],
+        # Where the time of a late dossier went, and whose step it was (contract §7).
+        "lateness": None if late is None else lateness_service.lateness_read(late),
     }

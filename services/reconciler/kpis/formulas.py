@@ -11,6 +11,9 @@ On time (QĐ 766): the end of a dossier is the first moment it reached 9 (``Ngay
 end yet and is measured at the end of the period — which is why a dossier returned in reality but
 still "processing" on the system counts as late. It is on time when end ≤ its effective due date.
 Dossiers without a due date are left out of that share and counted in ``without_due_date``.
+
+A tally given a :class:`Window` also keeps the dossiers still to be decided before the month
+ends, for the forecast of :mod:`services.reconciler.kpis.forecast`.
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ class Period:
         (in UTC)."""
         return self._utc[2]
 
+    @property
+    def month_end(self) -> datetime:
+        """Exclusive: the start of the month after the one ``last_day`` is in (Vietnam time)."""
+        year, month = divmod(self.last_day.year * 12 + self.last_day.month, 12)
+        return datetime.combine(date(year, month + 1, 1), time(0), tzinfo=VN_TZ)
+
     def contains(self, moment: datetime | None) -> bool:
         return moment is not None and self._utc[0] <= moment < self._utc[1]
 
@@ -134,6 +143,12 @@ def trend_weeks(last: IsoWeek, count: int = TREND_WEEKS) -> list[IsoWeek]:
     return [last.shifted(offset) for offset in range(1 - count, 1)]
 
 
+def month_so_far(now: datetime) -> Period:
+    """This month up to today (Vietnam time), measured now: ``GET /kpis`` without from/to."""
+    today = now.astimezone(VN_TZ).date()
+    return Period(today.replace(day=1), today, as_of=now)
+
+
 def check_period(first_day: date, last_day: date) -> None:
     """Raise :class:`PeriodError` unless ``first_day`` ≤ ``last_day`` within 366 days."""
     if first_day > last_day:
@@ -164,6 +179,7 @@ class KpiInput:
     refused_at: datetime | None = None  # NgayTuChoi
     # emitted_at of the first snapshot that showed the current closing status (7, 8, 9)
     status_first_seen_at: datetime | None = None
+    responsible: str | None = None  # the holder: NguoiXuLy of the latest step
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +240,8 @@ _END_STAMPS: Final[Mapping[int, tuple[str, ...]]] = {
 }
 
 
-def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
-    """When the dossier's handling ended per QĐ 766, or ``open_end`` if it has not ended.
+def ended_at(row: KpiInput) -> datetime | None:
+    """When the dossier's handling ended per QĐ 766, or None if it has no end yet.
 
     A closed status without its stamp falls back to the ``emitted_at`` of the first snapshot
     that showed it (the system said so by then at the latest): a vendor re-syncing a withdrawn
@@ -233,14 +249,17 @@ def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
     """
     stamps = _END_STAMPS.get(row.status) if row.status is not None else None
     if stamps is None:
-        return open_end
+        return None
     present: list[datetime] = [
         moment for name in stamps if (moment := getattr(row, name)) is not None
     ]
-    if present:
-        return min(present)
-    first_seen = row.status_first_seen_at
-    return first_seen if first_seen is not None else open_end
+    return min(present) if present else row.status_first_seen_at
+
+
+def end_moment(row: KpiInput, *, open_end: datetime) -> datetime:
+    """When the dossier's handling ended per QĐ 766 (:func:`ended_at`), else ``open_end``."""
+    end = ended_at(row)
+    return open_end if end is None else end
 
 
 def is_on_time(row: KpiInput, *, open_end: datetime) -> bool | None:
@@ -250,9 +269,46 @@ def is_on_time(row: KpiInput, *, open_end: datetime) -> bool | None:
     return end_moment(row, open_end=open_end) <= row.due_at
 
 
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """A dossier counted on time today that may still end late before the month ends."""
+
+    dossier_code: str
+    due_at: datetime
+    responsible: str | None  # its holder
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What is left to decide of a period: from ``now`` to the end of its last day's month.
+
+    A dossier is undecided when it has no end yet and is due in ``[now, until)``: not past due
+    (measured now it is on time, at its due date itself too) and due before the month ends.
+    Both bounds are in UTC, as rows come back from the database.
+    """
+
+    now: datetime
+    until: datetime
+
+    @classmethod
+    def of(cls, period: Period) -> Window | None:
+        """The window of ``period``; None when the period is not measured at a moment."""
+        if period.as_of is None:
+            return None
+        return cls(period.as_of.astimezone(UTC), period.month_end.astimezone(UTC))
+
+    def undecided(self, row: KpiInput) -> bool:
+        due = row.due_at
+        return due is not None and self.now <= due < self.until and ended_at(row) is None
+
+
 @dataclass(slots=True)
 class KpiTally:
-    """Running counts of one unit, fed row by row (rows outside the period are ignored)."""
+    """Running counts of one unit, fed row by row (rows outside the period are ignored).
+
+    With a ``window`` it also keeps, in ``undecided``, the dossiers it counted on time that
+    the window holds (:meth:`Window.undecided`): the forecast's "still to be decided".
+    """
 
     period: Period
     received: int = 0
@@ -262,6 +318,8 @@ class KpiTally:
     digitised: int = 0
     reported: set[str] = field(default_factory=set)
     reported_known: set[str] = field(default_factory=set)
+    window: Window | None = None
+    undecided: list[Undecided] = field(default_factory=list)
 
     def add_dossier(self, row: KpiInput) -> None:
         if not self.period.contains(row.received_at):
@@ -273,6 +331,9 @@ class KpiTally:
         if on_time is not None:
             self.with_due_date += 1
             self.on_time += on_time
+            if on_time and self.window is not None and self.window.undecided(row):
+                assert row.due_at is not None  # Window.undecided checked it
+                self.undecided.append(Undecided(row.code, row.due_at, row.responsible))
 
     def add_report(self, report: DeskReportInput) -> None:
         if not self.period.contains(report.occurred_at):

@@ -1,7 +1,8 @@
 """``GET /api/v1/kpis``: the QĐ 766 indicators per unit for a period (contract §4).
 
 Extensions beyond the contract: ``targets`` (98, 50, 80, 100) and ``period`` (the dates used,
-useful when ``from``/``to`` were left out) at the top level of the answer.
+useful when ``from``/``to`` were left out) at the top level of the answer, and each item's
+``forecast`` (:mod:`services.reconciler.kpis.forecast`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,28 @@ Day = Annotated[
 ]
 
 
+class DecidingDossierRead(BaseModel):
+    """An undecided dossier that, late, takes the unit's month under the on-time target."""
+
+    dossier_code: str
+    due_at: str = Field(
+        description="hạn trả hiệu lực / effective due date, ISO 8601, +07:00",
+        json_schema_extra={"format": "date-time"},
+    )
+    responsible: str | None = Field(description="người đang giữ hồ sơ / the dossier's holder")
+
+
+class KpiForecastRead(BaseModel):
+    """The month's on-time share if every undecided dossier ends on time (best) or late
+    (worst), and the fewest of them, due first, whose lateness takes it under 98 %."""
+
+    on_time_pct_best: float | None = Field(description="0–100; null when nothing to count")
+    on_time_pct_worst: float | None = Field(description="0–100; null when nothing to count")
+    deciding: list[DecidingDossierRead] = Field(
+        description="by due date; empty when under 98 already (best < 98) or safe (worst ≥ 98)"
+    )
+
+
 class KpiItemRead(BaseModel):
     unit_code: str
     received: int
@@ -45,6 +68,7 @@ class KpiItemRead(BaseModel):
     in_system_pct: float | None
     without_due_date: int
     active_discrepancies: dict[str, int]
+    forecast: KpiForecastRead
 
 
 class KpiTargets(BaseModel):
@@ -115,7 +139,9 @@ async def read_kpis(
     """KPIs per unit for the dossiers received ``from``..``to`` (inclusive, Vietnam dates).
 
     ``to`` defaults to today and ``from`` to the first day of ``to``'s month. Without ``unit``
-    the answer covers every unit of the key (admin: all units).
+    the answer covers every unit of the key (admin: all units). ``forecast``: how the period's
+    on-time share ends up by the end of ``to``'s month if the dossiers still undecided all end
+    on time or all late, and which of them decide the 98 % target.
     """
     now = clock()
     last_day = _parse_day(to_day, "to") or now.astimezone(VN_TZ).date()
@@ -133,7 +159,7 @@ async def read_kpis(
         scope = service.Scope.of(
             directory, unit=unit, key_units=None if principal.is_admin else principal.units
         )
-        items = await service.unit_kpis(connection, scope=scope, period=period)
+        items = await service.unit_kpis(connection, scope=scope, period=period, forecast=True)
     return KpiPage(
         items=[KpiItemRead(**item) for item in items],
         targets=KpiTargets(**KPI_TARGETS),

@@ -2,7 +2,9 @@
 
 Every dossier, desk report and discrepancy counts for the unit that answers for its code today
 (``replaced_by`` followed to the end), so a merged old unit's figures appear under the new one.
-The caller owns the transaction; nothing here writes.
+The month's forecast (:mod:`services.reconciler.kpis.forecast`) is kept in the same pass: the
+tallies collect the few undecided dossiers as the rows stream by. The caller owns the
+transaction; nothing here writes.
 """
 
 from __future__ import annotations
@@ -13,19 +15,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reconciler.kpis.forecast import Forecast, forecast, forecast_read
 from services.reconciler.kpis.formulas import (
     DeskReportInput,
     KpiInput,
     KpiTally,
     Period,
     UnitKpis,
+    Window,
     discrepancy_counts,
 )
 from shared.directory import Directory
-from shared.models import Discrepancy, Dossier, DossierStatusSeen, FieldReport
+from shared.models import Discrepancy, Dossier, DossierStatusSeen, FieldReport, Officer
 
 STREAM_BATCH = 2000
 UNRESOLVED = ("open", "acknowledged")
@@ -105,7 +109,9 @@ class ScopeTallies:
     ``units``: a tally per unit in scope for ``periods[focus]`` (the items of ``GET /kpis``);
     ``totals``: when asked for, one tally per period fed with every row of the scope (the
     leaders' cards and 12-week trend); ``open_counts``: unresolved discrepancies per unit and
-    kind, now, whatever the periods.
+    kind, now, whatever the periods; ``outlook``: when a forecast was asked for, a tally per
+    unit for that period keeping its undecided dossiers (``units`` itself when it is the focus
+    period).
     """
 
     periods: tuple[Period, ...]
@@ -113,22 +119,43 @@ class ScopeTallies:
     units: dict[str, KpiTally]
     totals: list[KpiTally] | None
     open_counts: dict[str, list[tuple[str, int]]]
+    outlook: dict[str, KpiTally] | None = None
 
     def items(self) -> list[dict[str, Any]]:
-        """One item per unit, sorted by unit code: the answer of ``GET /kpis``."""
+        """One item per unit, sorted by unit code: the answer of ``GET /kpis`` (with
+        ``forecast`` when the pass forecast the focus period)."""
+        forecasts = self.forecasts() if self.outlook is self.units else None
         return [
-            kpi_item(unit, self.units[unit].result(), self.open_counts.get(unit, ()))
+            kpi_item(
+                unit,
+                self.units[unit].result(),
+                self.open_counts.get(unit, ()),
+                forecast=None if forecasts is None else forecasts[unit],
+            )
             for unit in sorted(self.units)
         ]
+
+    def forecasts(self) -> dict[str, Forecast]:
+        """The forecast of each unit of ``outlook``, sorted by unit code (none without one)."""
+        found = self.outlook or {}
+        return {
+            unit: forecast(found[unit].result(), found[unit].undecided) for unit in sorted(found)
+        }
 
     def total_discrepancies(self) -> dict[str, int]:
         """Unresolved discrepancies per kind over the whole scope."""
         return discrepancy_counts(pair for pairs in self.open_counts.values() for pair in pairs)
 
 
-def kpi_item(unit: str, kpis: UnitKpis, open_counts: Iterable[tuple[str, int]]) -> dict[str, Any]:
-    """One item of ``GET /kpis`` (contract §4)."""
-    return {
+def kpi_item(
+    unit: str,
+    kpis: UnitKpis,
+    open_counts: Iterable[tuple[str, int]],
+    *,
+    forecast: Forecast | None = None,
+) -> dict[str, Any]:
+    """One item of ``GET /kpis`` (contract §4), with ``forecast`` when one is given."""
+    item = {
         "unit_code": unit,
         "received": kpis.received,
         "on_time_pct": kpis.on_time_pct,
@@ -138,13 +165,19 @@ def kpi_item(unit: str, kpis: UnitKpis, open_counts: Iterable[tuple[str, int]]) 
         "without_due_date": kpis.without_due_date,
         "active_discrepancies": discrepancy_counts(open_counts),
     }
+    if forecast is not None:
+        item["forecast"] = forecast_read(forecast)
+    return item
 
 
 async def unit_kpis(
-    connection: AsyncConnection, *, scope: Scope, period: Period
+    connection: AsyncConnection, *, scope: Scope, period: Period, forecast: bool = False
 ) -> list[dict[str, Any]]:
-    """One item per unit in scope, sorted by unit code (contract §4 ``GET /kpis``)."""
-    tallies = await tally_scope(connection, scope=scope, periods=(period,))
+    """One item per unit in scope, sorted by unit code (contract §4 ``GET /kpis``); with
+    ``forecast``, each item has the month's forecast of the period."""
+    tallies = await tally_scope(
+        connection, scope=scope, periods=(period,), forecast=period if forecast else None
+    )
     return tallies.items()
 
 
@@ -155,25 +188,29 @@ async def tally_scope(
     periods: Sequence[Period],
     focus: int = -1,
     totals: bool = False,
+    forecast: Period | None = None,
 ) -> ScopeTallies:
     """Tally ``periods`` (oldest first, not overlapping) in one streamed pass per table.
 
     ``GET /kpis`` asks for one period; the leaders' board for 12 weeks with their totals, so
     that its cards, per-unit table and trend come from the rows and formulas of the API rather
     than from 12 calls. Each row goes to the period of its date (a binary search).
+
+    ``forecast``: a period (the focus one, or any other: the board's month) whose per-unit
+    tallies keep their undecided dossiers (``ScopeTallies.outlook``). Its dossiers are read by
+    the same query; desk reports are not needed for it.
     """
     spans = tuple(periods)
     focus = focus % len(spans)
     starts = [span.start_at.astimezone(UTC) for span in spans]  # rows' time zone: fast compare
     whole = Period(spans[0].first_day, spans[-1].last_day)
     codes = scope.source_codes()
-    units: dict[str, KpiTally] = {unit: KpiTally(spans[focus]) for unit in scope.named_units()}
+    window = Window.of(forecast) if forecast is not None else None
+    focused = forecast == spans[focus]
+    named = scope.named_units()
+    units = _ByUnit(spans[focus], window if focused else None, named)
     sums = [KpiTally(span) for span in spans] if totals else None
-
-    def tally_of(unit: str) -> KpiTally:
-        if unit not in units:
-            units[unit] = KpiTally(spans[focus])
-        return units[unit]
+    apart = _ByUnit(forecast, window, named) if forecast is not None and not focused else None
 
     def period_of(moment: datetime | None) -> int | None:
         if moment is None:
@@ -181,13 +218,18 @@ async def tally_scope(
         index = bisect_right(starts, moment) - 1
         return index if index >= 0 and spans[index].contains(moment) else None
 
-    async for unit_code, row in _dossiers(connection, period=whole, codes=codes):
+    ranges = [whole] if apart is None else [whole, apart.period]
+    async for unit_code, row in _dossiers(connection, periods=ranges, codes=codes):
         unit = scope.item_of(unit_code)
+        if unit is None:
+            continue
+        if apart is not None and apart.period.contains(row.received_at):
+            apart.of(unit).add_dossier(row)
         index = period_of(row.received_at)
-        if unit is None or index is None:
+        if index is None:
             continue
         if index == focus:
-            tally_of(unit).add_dossier(row)
+            units.of(unit).add_dossier(row)
         if sums is not None:
             sums[index].add_dossier(row)
     async for unit_code, report in _reports(connection, period=whole, codes=codes):
@@ -196,22 +238,53 @@ async def tally_scope(
         if unit is None or index is None:
             continue
         if index == focus:
-            tally_of(unit).add_report(report)
+            units.of(unit).add_report(report)
         if sums is not None:
             sums[index].add_report(report)
     open_counts: dict[str, list[tuple[str, int]]] = {}
     for unit_code, kind, count in await _unresolved(connection, codes=codes):
         unit = scope.item_of(unit_code)
         if unit is not None:
-            tally_of(unit)
+            units.of(unit)
             open_counts.setdefault(unit, []).append((kind, count))
-    return ScopeTallies(spans, focus, units, sums, open_counts)
+    if apart is not None:
+        for unit in units:
+            apart.of(unit)  # every unit of the table gets its forecast
+    return ScopeTallies(spans, focus, units, sums, open_counts, units if focused else apart)
+
+
+class _ByUnit(dict[str, KpiTally]):
+    """Tallies of ``period`` by answering unit, each started on first use (``of``)."""
+
+    def __init__(self, period: Period, window: Window | None, units: Iterable[str]) -> None:
+        super().__init__((unit, KpiTally(period, window=window)) for unit in units)
+        self.period = period
+        self.window = window
+
+    def of(self, unit: str) -> KpiTally:
+        found = self.get(unit)
+        if found is None:
+            found = self[unit] = KpiTally(self.period, window=self.window)
+        return found
+
+
+def _received_in(periods: Sequence[Period]) -> ColumnElement[bool]:
+    """``received_at`` within any of ``periods``, overlapping or touching ones merged."""
+    bounds: list[list[datetime]] = []
+    for start, end in sorted((each.start_at, each.end_at) for each in periods):
+        if bounds and start <= bounds[-1][1]:
+            bounds[-1][1] = max(bounds[-1][1], end)
+        else:
+            bounds.append([start, end])
+    return or_(
+        *(and_(Dossier.received_at >= start, Dossier.received_at < end) for start, end in bounds)
+    )
 
 
 async def _dossiers(
-    connection: AsyncConnection, *, period: Period, codes: set[str] | None
+    connection: AsyncConnection, *, periods: Sequence[Period], codes: set[str] | None
 ) -> AsyncIterator[tuple[str | None, KpiInput]]:
-    """Dossiers received in the period, streamed: (DonViXuLy, KpiInput)."""
+    """Dossiers received in any of the periods, streamed: (DonViXuLy, KpiInput)."""
     statement = (
         select(
             Dossier.unit_code,
@@ -225,13 +298,14 @@ async def _dossiers(
             Dossier.returned_at,
             Dossier.refused_at,
             DossierStatusSeen.first_emitted_at,
+            Dossier.responsible,
         )
         .outerjoin(
             DossierStatusSeen,
             (DossierStatusSeen.dossier_code == Dossier.code)
             & (DossierStatusSeen.status == Dossier.status),
         )
-        .where(Dossier.received_at >= period.start_at, Dossier.received_at < period.end_at)
+        .where(_received_in(periods))
     )
     if codes is not None:
         statement = statement.where(Dossier.unit_code.in_(sorted(codes)))
@@ -249,6 +323,7 @@ async def _dossiers(
             returned,
             refused,
             seen,
+            responsible,
         ) in batch:
             yield (
                 unit,
@@ -263,6 +338,7 @@ async def _dossiers(
                     returned_at=returned,
                     refused_at=refused,
                     status_first_seen_at=seen,
+                    responsible=responsible,
                 ),
             )
 
@@ -309,3 +385,13 @@ async def _unresolved(
         statement = statement.where(Discrepancy.unit_code.in_(sorted(codes)))
     rows = await connection.execute(statement)
     return [(unit_code, kind, count) for unit_code, kind, count in rows.all()]
+
+
+async def holder_names(connection: AsyncConnection, accounts: Collection[str]) -> dict[str, str]:
+    """The directory's full name of each of ``accounts`` it knows (one query)."""
+    if not accounts:
+        return {}
+    rows = await connection.execute(
+        select(Officer.account, Officer.full_name).where(Officer.account.in_(sorted(accounts)))
+    )
+    return {account: name for account, name in rows.all()}

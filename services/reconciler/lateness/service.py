@@ -28,6 +28,7 @@ from shared.db import among
 from shared.directory import Directory
 from shared.dvcqg import OPEN_STATUSES
 from shared.models import Dossier, DossierStatusSeen, ProgressStep
+from shared.vocabulary import local_iso
 
 GroupBy = Literal["unit", "officer", "field", "procedure"]
 GROUPINGS: tuple[GroupBy, ...] = ("unit", "officer", "field", "procedure")
@@ -102,6 +103,39 @@ async def _steps(connection: AsyncConnection, codes: Collection[str]) -> dict[st
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class DossierTiming:
+    """What §7's arithmetic reads of one dossier: its steps, due date and end."""
+
+    code: str
+    status: int | None
+    unit_code: str | None  # the unit answering for it today (through replaced_by)
+    due_at: datetime | None  # the effective due date
+    end: datetime  # §4's end (the KPIs'), or now while it is open
+    ended: bool  # ``end`` is the dossier's own end, not now
+    steps: list[StepFacts]
+
+
+async def timing_of(
+    connection: AsyncConnection, code: str, *, now: datetime, directory: Directory
+) -> DossierTiming | None:
+    """One dossier's steps, due date and end (None when the system never sent it)."""
+    row = (
+        await connection.execute(_with_first_seen(select(*_DOSSIER)).where(Dossier.code == code))
+    ).first()
+    if row is None:
+        return None
+    return DossierTiming(
+        code=code,
+        status=row.status,
+        unit_code=directory.answering_unit(row.unit_code),
+        due_at=row.due_at,
+        end=_end(row, now),
+        ended=row.status is not None and row.status not in OPEN_STATUSES,
+        steps=(await _steps(connection, [code])).get(code, []),
+    )
+
+
 async def lateness_of(
     connection: AsyncConnection,
     code: str,
@@ -111,17 +145,14 @@ async def lateness_of(
     directory: Directory,
 ) -> Lateness | None:
     """One dossier's lateness (None when doisoat never heard of it)."""
-    row = (
-        await connection.execute(_with_first_seen(select(*_DOSSIER)).where(Dossier.code == code))
-    ).first()
-    if row is None:
+    timing = await timing_of(connection, code, now=now, directory=directory)
+    if timing is None:
         return None
-    steps = (await _steps(connection, [code])).get(code, [])
     return lateness(
-        steps,
-        due_at=row.due_at,
-        end=_end(row, now),
-        unit_code=directory.answering_unit(row.unit_code),
+        timing.steps,
+        due_at=timing.due_at,
+        end=timing.end,
+        unit_code=timing.unit_code,
         calendar=calendar,
     )
 
@@ -242,3 +273,23 @@ def _keys(
             charged[holder or "(chưa có cán bộ)"] += 0.0
         for account, hours in charged.items():
             yield account, names.get(account, account), hours
+
+
+def lateness_read(found: Lateness) -> dict[str, Any]:
+    """``lateness`` of ``GET /api/v1/dossiers/{code}`` (contract §7)."""
+    return {
+        "late": found.late,
+        "overrun_working_hours": found.overrun_working_hours,
+        "steps": [
+            {
+                "officer": step.officer,
+                "department": step.department,
+                "unit_code": step.unit_code,
+                "started_at": local_iso(step.started_at),
+                "allowed_until": local_iso(step.allowed_until),
+                "ended_at": local_iso(step.ended_at),
+                "overrun_working_hours": step.overrun_working_hours,
+            }
+            for step in found.steps
+        ],
+    }

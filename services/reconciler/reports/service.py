@@ -260,9 +260,17 @@ def desk_report_id(*, unit_code: str, dossier_code: str, kind: str, day: date) -
     return "web-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
-def withdrawable(entry: RegisterEntryRead | FieldReportRow, *, officer: str, now: datetime) -> bool:
-    """Only the officer who recorded a report may withdraw it, within the window (pure)."""
-    return entry.officer == officer and now <= entry.received_at + DESK_WITHDRAWAL_WINDOW
+def withdrawable(
+    entry: RegisterEntryRead | FieldReportRow, *, officer: str, unit_code: str, now: datetime
+) -> bool:
+    """Only the officer who recorded a report, at the desk of its unit, may withdraw it, within
+    the window (pure): an officer moved to another unit, or named on a report of another desk,
+    may not."""
+    return (
+        entry.officer == officer
+        and entry.unit_code == unit_code
+        and now <= entry.received_at + DESK_WITHDRAWAL_WINDOW
+    )
 
 
 def _register_select() -> Select[Any]:
@@ -366,7 +374,13 @@ async def record_at_desk(
 
 
 async def withdraw_at_desk(
-    connection: AsyncConnection, *, report_id: str, dossier_code: str, officer: str, now: datetime
+    connection: AsyncConnection,
+    *,
+    report_id: str,
+    dossier_code: str,
+    officer: str,
+    unit_code: str,
+    now: datetime,
 ) -> Withdrawal:
     """Delete a report of ``dossier_code`` its author recorded less than
     :data:`DESK_WITHDRAWAL_WINDOW` ago, and have the dossier judged again (what the report
@@ -374,9 +388,9 @@ async def withdraw_at_desk(
     found = (await _stored_by_id(connection, [report_id])).get(report_id)
     if found is None or found.dossier_code != dossier_code:
         return Withdrawal("not_found", None)
-    if found.officer != officer:
+    if found.officer != officer or found.unit_code != unit_code:
         return Withdrawal("not_author", found)
-    if not withdrawable(found, officer=officer, now=now):
+    if not withdrawable(found, officer=officer, unit_code=unit_code, now=now):
         return Withdrawal("too_late", found)
     deleted = await connection.execute(
         delete(FieldReport).where(FieldReport.report_id == report_id)

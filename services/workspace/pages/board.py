@@ -5,6 +5,8 @@ is 403), for an ISO week (``?week=YYYY-Www``, by default this week in Vietnam ti
 figure comes from :mod:`services.reconciler.kpis.review`, whose tallies are those of
 ``GET /api/v1/kpis``: a unit's row is the API's item for Monday..Sunday, and the cards are one
 tally fed with every row of the subtree (for a unit without sub-units, that unit's item).
+"Dự báo tháng này" is each unit's ``forecast`` of ``GET /api/v1/kpis`` without ``from``/``to``
+(this month up to today), whatever the week shown, tallied in the same pass as the weeks.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis import review
-from services.reconciler.kpis.formulas import IsoWeek, PeriodError, UnitKpis
-from services.reconciler.kpis.service import Scope, kpi_item
+from services.reconciler.kpis.forecast import Forecast
+from services.reconciler.kpis.formulas import (
+    IsoWeek,
+    Period,
+    PeriodError,
+    UnitKpis,
+    month_so_far,
+    trend_weeks,
+)
+from services.reconciler.kpis.service import Scope, holder_names, kpi_item, tally_scope
 from services.workspace.auth import forbidden, principal_of, require_roles
 from services.workspace.exports import XLSX_MEDIA_TYPE, Column, Table, content_disposition, xlsx
 from services.workspace.rendering import page
@@ -80,13 +90,17 @@ async def board(
     """The week's cards, per-unit table, 12-week trend and lists, for the leader's subtree."""
     now: datetime = request.app.state.clock()
     chosen = _week(week, now)
+    month = month_so_far(now)
     async with unit_of_work(request.app.state.engine, "workspace_board") as connection:
         scope = await _scope(connection, signed_in, unit)
-        kpis = await review.week_kpis(connection, scope=scope, week=chosen, now=now)
+        kpis = await _week_and_month(connection, scope=scope, week=chosen, month=month)
         lists = await review.review_lists(
             connection, scope=scope, at=review.outstanding_at(chosen, now), limit=LIST_LIMIT
         )
-        names = await review.unit_names(connection, [*kpis.tallies.units, _root(scope)])
+        forecasts = kpis.tallies.forecasts()
+        names = await review.unit_names(connection, {*kpis.tallies.units, *forecasts, _root(scope)})
+        deciding = [each for found in forecasts.values() for each in found.deciding]
+        holders = await holder_names(connection, {d.responsible for d in deciding if d.responsible})
     totals = _totals(kpis)
     trend = trend_table(kpis)
     context = {
@@ -103,6 +117,8 @@ async def board(
         "trend": trend,
         "trend_chart": _chart(trend),
         "lists": [list_table(each) for each in lists.values()],
+        "month": (_day(month.first_day), _day(month.last_day), f"{month.last_day:%m/%Y}"),
+        "forecast": forecast_rows(forecasts, names, holders),
         "query": {"week": str(chosen), **({"unit": unit.strip()} if unit and unit.strip() else {})},
         "links": _links(chosen, unit, units=kpis.tallies.units, lists=lists),
     }
@@ -144,6 +160,44 @@ async def export(
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": content_disposition(filename)},
     )
+
+
+async def _week_and_month(
+    connection: AsyncConnection, *, scope: Scope, week: IsoWeek, month: Period
+) -> review.WeekKpis:
+    """:func:`review.week_kpis`, with ``month``'s forecast tallied in the same pass."""
+    weeks = tuple(trend_weeks(week))
+    periods = [each.period(as_of=month.as_of) for each in weeks]
+    tallies = await tally_scope(
+        connection, scope=scope, periods=periods, totals=True, forecast=month
+    )
+    return review.WeekKpis(week, weeks, tallies)
+
+
+def forecast_rows(
+    forecasts: Mapping[str, Forecast], names: Mapping[str, str], holders: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """One row per unit: today's share, best, worst, and the dossiers that decide the target."""
+    return [
+        {
+            "unit_code": unit,
+            "unit_name": names.get(unit, ""),
+            "on_time_pct": found.on_time_pct,
+            "best": found.on_time_pct_best,
+            "worst": found.on_time_pct_worst,
+            "undecided": len(found.undecided),
+            "outlook": found.outlook,
+            "deciding": [
+                {
+                    "code": each.dossier_code,
+                    "due_at": each.due_at,
+                    "holder": holders.get(each.responsible or "", each.responsible),
+                }
+                for each in found.deciding
+            ],
+        }
+        for unit, found in forecasts.items()
+    ]
 
 
 def _links(

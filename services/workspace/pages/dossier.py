@@ -1,25 +1,49 @@
-"""``/dossiers/{code}``: a dossier's whole story on one timeline (contract §6).
+"""``/dossiers/{code}``: a dossier's whole story on one timeline (contract §6), and its official
+forms (Thông tư 03/2025/TT-VPCP) as ``.docx``.
 
 Thin: the story is :func:`services.reconciler.dossiers.service.story_of` (what the API reads)
-and the alerts' :func:`~services.alerts.service.notifications_of_dossier`; this module only
-checks the officer's scope and chooses words. Desk officers see the applicant's name masked;
-nobody sees the ID number (the story never carries it).
+and the alerts' :func:`~services.alerts.service.notifications_of_dossier`; the forms are
+:mod:`services.reconciler.forms`. This module only checks the officer's scope and chooses
+words. Desk officers see the applicant's name masked; nobody sees the ID number (the story
+never carries it).
+
+- ``GET /dossiers/{code}/phieu-kiem-soat.docx``: form 06, the control sheet (one row per
+  hand-off), the rows the page shows; anyone who may read the dossier.
+- ``GET /dossiers/{code}/xin-loi.docx``: form 04, the apology and request for more time,
+  pre-filled, for an overdue dossier (409 otherwise). It is addressed to the applicant by
+  name, so only handlers and leaders get it (desk officers: 403).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from docx.document import Document
 from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from services.alerts import service as alerts_service
 from services.reconciler.dossiers import service as dossiers_service
+from services.reconciler.forms import service as forms_service
+from services.reconciler.forms.apology import apology_document
+from services.reconciler.forms.control_sheet import COLUMNS, control_sheet_document
+from services.reconciler.forms.links import (
+    APOLOGY_DRAFT_ROUTE,
+    CONTROL_SHEET_ROUTE,
+    apology_draft_path,
+    control_sheet_path,
+)
+from services.reconciler.forms.official import DOCX_MEDIA_TYPE, docx_bytes
 from services.workspace.auth import Officer, forbidden, principal_of
+from services.workspace.config import WorkspaceSettings
+from services.workspace.exports import content_disposition
 from services.workspace.rendering import page
+from services.workspace.sessions import SignedIn
+from shared.calendar import WorkingCalendar
 from shared.db import unit_of_work
-from shared.directory import load_directory
+from shared.directory import Directory, load_directory
 from shared.vocabulary import (
     REPORT_KIND_LABELS,
     STATUS_NAMES,
@@ -31,6 +55,8 @@ router = APIRouter(include_in_schema=False)
 
 CODE_LIMIT: Final = 64  # dossiers.code is String(64): a longer code cannot exist
 ROLES_SEEING_APPLICANT: Final = frozenset({"handler", "leader"})
+_SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9.-]")
+Form = TypeVar("Form")
 
 # Wording of this page only (the other pages do not tell a dossier's story).
 ENTRY_LABELS: Final = {
@@ -114,6 +140,7 @@ async def dossier_page(
     if len(code) > CODE_LIMIT:
         raise _not_found()
     personal_data = signed_in.officer.role in ROLES_SEEING_APPLICANT
+    now: datetime = request.app.state.clock()
     async with unit_of_work(request.app.state.engine, "workspace_dossier") as connection:
         directory = await load_directory(connection)
         story = await dossiers_service.story_of(
@@ -124,7 +151,11 @@ async def dossier_page(
         if not principal_of(signed_in).may_act_for(story.scope_unit, directory):
             raise forbidden()
         notifications = await alerts_service.notifications_of_dossier(connection, code)
+        sheet = await forms_service.control_sheet_of(
+            connection, code, now=now, calendar=_calendar(request), directory=directory
+        )
     entries = dossiers_service.timeline(story.entries, notifications, newest_first=not oldest_first)
+    overdue = sheet is not None and sheet.overdue
     return page(
         request,
         "dossier.html.j2",
@@ -140,8 +171,86 @@ async def dossier_page(
             "PURPOSE_LABELS": PURPOSE_LABELS,
             "NOTICE_CHANNELS": NOTICE_CHANNELS,
             "NOTICE_OUTCOMES": NOTICE_OUTCOMES,
+            "sheet": sheet.form if sheet else None,
+            "SHEET_COLUMNS": COLUMNS,
+            "control_sheet_link": control_sheet_path(code) if sheet else None,
+            "apology_link": apology_draft_path(code) if overdue and personal_data else None,
         },
     )
+
+
+@router.get(CONTROL_SHEET_ROUTE)
+async def control_sheet(request: Request, code: str, signed_in: Officer) -> Response:
+    """Form 06 of the dossier: the rows of the page's control sheet, as a ``.docx``."""
+    if len(code) > CODE_LIMIT:
+        raise _not_found()
+    now: datetime = request.app.state.clock()
+    async with unit_of_work(request.app.state.engine, "workspace_control_sheet") as connection:
+        directory = await load_directory(connection)
+        found = _readable(
+            await forms_service.control_sheet_of(
+                connection, code, now=now, calendar=_calendar(request), directory=directory
+            ),
+            signed_in,
+            directory,
+        )
+    return _docx(control_sheet_document(found.form), "phieu-kiem-soat", code)
+
+
+@router.get(APOLOGY_DRAFT_ROUTE)
+async def apology_draft(request: Request, code: str, signed_in: Officer) -> Response:
+    """Form 04 of an overdue dossier, pre-filled for the handler to complete and have signed."""
+    if signed_in.officer.role not in ROLES_SEEING_APPLICANT:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Văn bản xin lỗi ghi họ tên người nộp hồ sơ: chỉ cán bộ xử lý và lãnh đạo tải "
+            "được. / The apology names the applicant: handlers and leaders only.",
+        )
+    if len(code) > CODE_LIMIT:
+        raise _not_found()
+    now: datetime = request.app.state.clock()
+    async with unit_of_work(request.app.state.engine, "workspace_apology_draft") as connection:
+        directory = await load_directory(connection)
+        found = _readable(
+            await forms_service.apology_of(connection, code, now=now, directory=directory),
+            signed_in,
+            directory,
+        )
+    if not found.overdue:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Hồ sơ {code} hiện không quá hạn trả kết quả (chưa đến hạn, đã có hẹn mới, đã "
+            "xử lý xong hoặc Bộ phận Một cửa đã trả): không cần văn bản xin lỗi. / The "
+            "dossier is not overdue: no apology is needed.",
+        )
+    document = apology_document(found.form, now=now, calendar=_calendar(request))
+    return _docx(document, "xin-loi", code)
+
+
+def _readable(
+    found: forms_service.Found[Form] | None, signed_in: SignedIn, directory: Directory
+) -> forms_service.Found[Form]:
+    """The page's checks: 404 for a dossier doisoat never heard of, 403 outside the units."""
+    if found is None:
+        raise _not_found()
+    if not principal_of(signed_in).may_act_for(found.scope_unit, directory):
+        raise forbidden()
+    return found
+
+
+def _docx(document: Document, name: str, code: str) -> Response:
+    filename = f"{name}-{_SAFE_NAME.sub('', code)}.docx"
+    return Response(
+        docx_bytes(document),
+        media_type=DOCX_MEDIA_TYPE,
+        headers={"Content-Disposition": content_disposition(filename)},
+    )
+
+
+def _calendar(request: Request) -> WorkingCalendar:
+    """The working-day calendar of the settings (office hours, holidays, local overrides)."""
+    settings: WorkspaceSettings = request.app.state.workspace_settings
+    return settings.calendar()
 
 
 def _not_found() -> HTTPException:

@@ -22,7 +22,7 @@ from services.reconciler import queries
 from services.reconciler.reports import service as reports_service
 from services.reconciler.reports.csv_import import KINDS
 from services.reconciler.reports.schemas import RegisterEntryRead, dossier_code_problem
-from services.workspace.auth import OfficerWriting, directory_of, require_roles
+from services.workspace.auth import OfficerWriting, directory_of, forbidden, require_roles
 from services.workspace.rendering import is_htmx, page
 from services.workspace.sessions import SignedIn
 from shared import metrics
@@ -101,7 +101,9 @@ async def _render(
         "withdrawable": {
             entry.report_id
             for entry in entries
-            if reports_service.withdrawable(entry, officer=officer.account, now=now)
+            if reports_service.withdrawable(
+                entry, officer=officer.account, unit_code=officer.unit_code, now=now
+            )
         },
         "may_record": officer.role == "desk",
         "show_unit": len(units) > 1 and officer.role == "leader",
@@ -219,7 +221,10 @@ async def record(
 async def withdraw(
     request: Request, dossier_code: str, report_id: str, signed_in: OfficerWriting
 ) -> Response:
-    """Take back a report: only its author, within 30 minutes (the audit log keeps the POST)."""
+    """Take back a report: only its author, at their unit's desk, within 30 minutes (the audit
+    log keeps the POST)."""
+    if signed_in.officer.role != "desk":
+        raise forbidden()
     now = request.app.state.clock()
     async with unit_of_work(request.app.state.engine, "workspace_return_withdraw") as connection:
         done = await reports_service.withdraw_at_desk(
@@ -227,6 +232,7 @@ async def withdraw(
             report_id=report_id,
             dossier_code=dossier_code,
             officer=signed_in.officer.account,
+            unit_code=signed_in.officer.unit_code,
             now=now,
         )
     if done.outcome == "not_found" or done.report is None:

@@ -419,3 +419,37 @@ async def test_a_change_of_deciding_unit_moves_the_discrepancy_to_that_unit(
     async with engine.connect() as connection:
         found = (await connection.execute(select(Discrepancy))).one()
     assert found.unit_code == "000.00.13.H08"
+
+
+async def test_rewritten_dates_are_told_to_the_units_leaders_directly(
+    engine: AsyncEngine, clock: Clock, reconciler: Reconciler
+) -> None:
+    await directory(engine, clock)
+    promised = clock() + timedelta(days=2)
+    events = [
+        parse_envelope(
+            snapshot(
+                CODE,
+                event_id=f"s{n}",
+                emitted_at=at,
+                status=4,
+                NgayHenTra=due.strftime("%Y%m%d%H%M%S"),
+            )
+        )
+        for n, (at, due) in enumerate(
+            [
+                (clock() - timedelta(days=1), promised),
+                (clock(), promised + timedelta(days=5)),  # moved later, nothing explains it
+            ]
+        )
+    ]
+    async with unit_of_work(engine, "test") as connection:
+        await store_events(
+            connection, [e for e in events if isinstance(e, DossierEvent)], now=clock()
+        )
+    await reconciler.drain()
+    rows = [r for r in await outbox(engine) if r.content.get("kind") == "DATES_REWRITTEN"]
+    assert {r.recipient for r in rows} == {"phamvand.lanhdao"}  # not the handler
+    assert rows[0].severity == "critical"
+    problem = rows[0].content["problem"]
+    assert "Ngày hẹn trả kết quả trên hệ thống đã bị sửa từ" in problem

@@ -185,6 +185,36 @@ async def test_overdue_opens_with_time_alone_through_the_schedule(
     assert "DUE_SOON" not in kinds
 
 
+async def test_an_apologys_new_date_missed_is_overdue_again(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    """A date set by an apology that passes needs a new apology (contract §4)."""
+    promised = BASE_TIME + timedelta(days=2)
+    apology = {
+        "NgayYeuCau": (promised - timedelta(hours=4)).strftime("%Y%m%d%H%M%S"),
+        "NgayHenTraMoi": (promised + timedelta(days=3)).strftime("%Y%m%d%H%M%S"),
+    }
+    clock.moment = promised + timedelta(days=1)  # the apology's date still ahead
+    await ingest(
+        engine,
+        clock,
+        snapshot(
+            CODE,
+            event_id="s1",
+            emitted_at=BASE_TIME,
+            status=4,
+            NgayHenTra=promised.strftime("%Y%m%d%H%M%S"),
+            DanhSachXinLoi=[apology],
+        ),
+    )
+    await reconciler.drain()
+    assert "OVERDUE_NO_APOLOGY" not in {d.kind for d in await discrepancies(engine)}
+    clock.moment = promised + timedelta(days=3, minutes=1)  # the apology's date has passed
+    await reconciler.drain()
+    [overdue] = [d for d in await discrepancies(engine) if d.kind == "OVERDUE_NO_APOLOGY"]
+    assert overdue.since == promised + timedelta(days=3)
+
+
 async def test_nothing_left_to_judge_removes_the_dossier_from_the_schedule(
     engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
 ) -> None:

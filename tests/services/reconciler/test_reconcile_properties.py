@@ -26,12 +26,12 @@ from services.ingest.service import store_events
 from services.reconciler import rules
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
-from services.reconciler.service import facts_of
+from services.reconciler.service import MARK_COLUMNS, facts_of
 from services.reconciler.worker import Reconciler
 from shared.db import Base, create_engine, unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, parse_envelope
-from shared.models import Discrepancy, Dossier, FieldReport
+from shared.models import Discrepancy, Dossier, DossierDateMarks, FieldReport
 from tests.factories import BASE_TIME, dossier_code, progress, snapshot
 from tests.support import postgres
 
@@ -138,11 +138,23 @@ async def unresolved(engine: AsyncEngine) -> set[tuple[str, str, str]]:
         return {(code, kind, severity) for code, kind, severity in rows.all()}
 
 
+MARKS = tuple(getattr(DossierDateMarks, name) for name in MARK_COLUMNS)
+
+
 async def pure_findings(
     engine: AsyncEngine, reconciler: Reconciler, now: datetime
 ) -> set[tuple[str, str, str]]:
     async with engine.connect() as connection:
-        dossiers = {r.code: r for r in (await connection.execute(select(Dossier))).all()}
+        dossiers = {
+            r.code: r
+            for r in (
+                await connection.execute(
+                    select(Dossier, *MARKS).outerjoin(
+                        DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code
+                    )
+                )
+            ).all()
+        }
         reports: dict[str, list[rules.DeskReport]] = {}
         for r in (await connection.execute(select(FieldReport))).all():
             reports.setdefault(r.dossier_code, []).append(

@@ -18,6 +18,7 @@ from services.app.asgi import create_app
 from services.reconciler.rules import DeskReport, DossierFacts, evaluate
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ, fixed_clock
+from shared.date_marks import DateMarks
 from shared.vocabulary import Kind
 from tests.conftest import TEST_NOW, make_settings
 from tests.factories import default_rule_settings
@@ -72,6 +73,15 @@ SCENARIOS: dict[Kind, tuple[DossierFacts | None, list[DeskReport], datetime]] = 
     ),
     Kind.DUE_SOON: (_facts(4, due_at=vn(6, 16)), [], vn(6, 10)),
     Kind.STALLED: (_facts(4, last_activity_at=vn(28, 9, month=10)), [], vn(6, 10)),
+    Kind.DATES_REWRITTEN: (
+        _facts(
+            4,
+            snapshot_at=vn(6, 9),
+            date_marks=DateMarks(base_due_at=vn(29, 17, month=12), base_seen_at=vn(1, 9)),
+        ),
+        [],
+        vn(6, 10),
+    ),
 }
 
 

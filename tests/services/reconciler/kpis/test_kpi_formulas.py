@@ -187,6 +187,7 @@ def test_discrepancy_counts_name_every_kind() -> None:
         "NOT_IN_SYSTEM": 0,
         "OVERDUE_NO_APOLOGY": 0,
         "DUE_SOON": 3,
+        "DATES_REWRITTEN": 0,
         "STALLED": 1,
     }
 

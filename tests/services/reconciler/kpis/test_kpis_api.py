@@ -41,9 +41,16 @@ NO_DISCREPANCIES = {
     "NOT_IN_SYSTEM": 0,
     "OVERDUE_NO_APOLOGY": 0,
     "DUE_SOON": 0,
+    "DATES_REWRITTEN": 0,
     "STALLED": 0,
 }
 UNKNOWN = dossier_code(999)  # reported by the desk, never sent by the system
+
+
+def settled(share: float | None) -> dict[str, Any]:
+    """The forecast of a month that is over (October, asked in November): nothing undecided."""
+    return {"on_time_pct_best": share, "on_time_pct_worst": share, "deciding": []}
+
 
 D = {n: dossier_code(n) for n in range(1, 17)}
 D[12] = dossier_code(12, unit=OLD)
@@ -190,6 +197,7 @@ NEW_ITEM = {
         "RETURNED_BUT_OPEN": 1,
         "NOT_IN_SYSTEM": 1,
     },
+    "forecast": settled(75.0),
 }
 OTHER_ITEM = {
     "unit_code": OTHER,
@@ -200,6 +208,7 @@ OTHER_ITEM = {
     "in_system_pct": None,  # no desk report
     "without_due_date": 0,
     "active_discrepancies": {**NO_DISCREPANCIES, "DUE_SOON": 1},
+    "forecast": settled(100.0),
 }
 PROVINCE_ITEM = {  # the province's own dossiers: none (no roll-up of its descendants)
     "unit_code": PROVINCE,
@@ -210,6 +219,7 @@ PROVINCE_ITEM = {  # the province's own dossiers: none (no roll-up of its descen
     "in_system_pct": None,
     "without_due_date": 0,
     "active_discrepancies": NO_DISCREPANCIES,
+    "forecast": settled(None),
 }
 
 
@@ -283,6 +293,7 @@ async def test_nothing_received_gives_null_percentages(client: httpx.AsyncClient
             "without_due_date": 0,
             # discrepancies are those unresolved now, whatever the period
             "active_discrepancies": {**NO_DISCREPANCIES, "DUE_SOON": 1},
+            "forecast": settled(None),
         }
     }
 

@@ -74,11 +74,22 @@ async def scan(
 
 
 async def withdraw(
-    engine: AsyncEngine, report_id: str, *, code: str, officer: str = DESK, now: datetime = NOW
+    engine: AsyncEngine,
+    report_id: str,
+    *,
+    code: str,
+    officer: str = DESK,
+    unit: str = UNIT,
+    now: datetime = NOW,
 ) -> service.Withdrawal:
     async with unit_of_work(engine, "test") as connection:
         return await service.withdraw_at_desk(
-            connection, report_id=report_id, dossier_code=code, officer=officer, now=now
+            connection,
+            report_id=report_id,
+            dossier_code=code,
+            officer=officer,
+            unit_code=unit,
+            now=now,
         )
 
 
@@ -224,9 +235,14 @@ def test_withdrawable_is_the_authors_for_thirty_minutes() -> None:
         channel="web",
         received_at=NOW,
     )
-    assert service.withdrawable(row, officer=DESK, now=NOW + timedelta(minutes=30))
-    assert not service.withdrawable(row, officer=DESK, now=NOW + timedelta(minutes=30, seconds=1))
-    assert not service.withdrawable(row, officer=OTHER_DESK, now=NOW)
+
+    def may(officer: str, unit: str, now: datetime) -> bool:
+        return service.withdrawable(row, officer=officer, unit_code=unit, now=now)
+
+    assert may(DESK, UNIT, NOW + timedelta(minutes=30))
+    assert not may(DESK, UNIT, NOW + timedelta(minutes=30, seconds=1))
+    assert not may(OTHER_DESK, UNIT, NOW)
+    assert not may(DESK, OTHER_UNIT, NOW)  # the author, moved to another unit's desk
 
 
 def test_the_desk_report_id_is_one_per_unit_dossier_kind_and_day() -> None:
