@@ -58,6 +58,13 @@ KIND_LABELS: Final[Mapping[str, str]] = {
     Kind.DATES_REWRITTEN: "Ngày hẹn trả / ngày xử lý bị sửa lại",
     Kind.STALLED: "Chậm xử lý, không có tiến độ",
 }
+# The dates DATES_REWRITTEN watches (its ``details.field``), as a sentence names them.
+REWRITTEN_FIELD_LABELS: Final[Mapping[str, str]] = {
+    "NgayHenTra": "ngày hẹn trả kết quả",
+    "NgayHenTraMoi": "ngày hẹn trả mới (theo văn bản gia hạn)",
+    "NgayKetThucXuLy": "ngày kết thúc xử lý",
+    "NgayTra": "ngày trả kết quả",
+}
 SEVERITY_LABELS: Final[Mapping[str, str]] = {
     Severity.CRITICAL: "Nghiêm trọng",
     Severity.WARNING: "Cảnh báo",

@@ -50,6 +50,8 @@ class Report:
 
     lines: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # The headline figures by name, for a machine to read (``--json``, ``bench/compare.py``).
+    figures: dict[str, object] = field(default_factory=dict)
 
     def add(self, line: str = "") -> None:
         self.lines.append(line)

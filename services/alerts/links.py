@@ -1,4 +1,5 @@
-"""Signed, expiring acknowledgement links: ``{public_base_url}/ack/{token}`` (contract §4).
+"""Links in messages: signed, expiring acknowledgement links ``{public_base_url}/ack/{token}``
+(contract §4), and :func:`public_url` for the other pages a message points to.
 
 The token is an itsdangerous ``URLSafeTimedSerializer`` payload ``{"d": discrepancy id, "a":
 account}``, signed with ``DOISOAT_SECRET_KEY`` under a salt of its own (so no other signed value
@@ -95,6 +96,12 @@ class AckLinks:
         ):
             raise InvalidAckLink("invalid", "Liên kết xác nhận không hợp lệ.")
         return AckClaim(discrepancy_id=ident, account=account)
+
+
+def public_url(public_base_url: str, path: str) -> str:
+    """``{DOISOAT_PUBLIC_BASE_URL}{path}``: a page of doisoat as a message links to it (the
+    workspace's paths, e.g. a dossier's forms, start with "/")."""
+    return f"{public_base_url.rstrip('/')}/{path.lstrip('/')}"
 
 
 def ack_links_from(settings: BaseDoisoatSettings, clock: Clock) -> AckLinks:

@@ -30,6 +30,7 @@ from services.reconciler import router as reconciler_router
 from services.reconciler.directory import router as directory_router
 from services.reconciler.dossiers import router as dossiers_router
 from services.reconciler.kpis import router as kpis_router
+from services.reconciler.lateness import router as lateness_router
 from services.reconciler.reports import router as reports_router
 from services.workspace.app import mount_workspace
 from services.workspace.config import WorkspaceSettings
@@ -120,6 +121,7 @@ def create_app(
         app.include_router(dossiers_router.router)
         app.include_router(reconciler_router.router)
         app.include_router(kpis_router.router)
+        app.include_router(lateness_router.router)
         app.include_router(directory_router.router)
         app.include_router(reports_router.router)
         app.include_router(notifications_router.router)

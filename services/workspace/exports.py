@@ -3,8 +3,9 @@
 A page describes a table once (its columns, their kinds, its rows); the template draws it and
 :func:`xlsx` writes it, so the file a leader downloads holds the rows on the screen. In the file
 a percentage is a number with a ``%`` format (94.44 → 0.9444 shown as 94,44% by a Vietnamese
-Excel), a moment a date-time in Vietnam time, a count an integer; text stays text, even when
-a hostile field starts with ``=`` (no formula is ever written).
+Excel), a moment a date-time in Vietnam time, a count an integer, hours (working hours overrun)
+a number with two decimals; text stays text, even when a hostile field starts with ``=`` (no
+formula is ever written).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 from shared.clock import VN_TZ
 
 XLSX_MEDIA_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ColumnKind = Literal["text", "count", "percent", "moment", "dossier", "unit"]
-NUMERIC_KINDS: Final = frozenset({"count", "percent"})
+ColumnKind = Literal["text", "count", "hours", "percent", "moment", "dossier", "unit"]
+NUMERIC_KINDS: Final = frozenset({"count", "hours", "percent"})
 _FORMATS: Final[Mapping[str, str]] = {
     "count": "#,##0",
+    "hours": "#,##0.00",
     "percent": "0.00%",
     "moment": "dd/mm/yyyy hh:mm",
 }
@@ -101,6 +103,8 @@ def _write(cell: Any, column: Column, value: Any) -> None:
         cell.value = float(value) / 100
     elif column.kind == "count":
         cell.value = int(value)
+    elif column.kind == "hours":
+        cell.value = float(value)
     elif column.kind == "moment" and isinstance(value, datetime):
         cell.value = value.astimezone(VN_TZ).replace(tzinfo=None)  # Excel has no time zones
     else:

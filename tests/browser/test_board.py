@@ -253,7 +253,6 @@ def test_a_leader_opens_the_board_and_its_figures_equal_the_api(
     expect(returned.get_by_role("link", name=D[7])).to_be_visible()
     expect(page.locator("#table-stalled").get_by_role("link", name=D[8])).to_be_visible()
     expect(page.locator("main")).not_to_contain_text(D[6])
-    screenshot(page, "board")
 
 
 def test_the_province_leader_sees_every_unit_and_their_total(
@@ -507,3 +506,172 @@ def test_the_board_forecasts_this_month_with_the_dossiers_that_decide_it(
     expect(link).to_have_attribute("href", f"/dossiers/{codes['U1']}")
     link.click()
     expect(page).to_have_url(f"{directory.url}/dossiers/{codes['U1']}")
+
+
+# Rewritten dossiers and the late-dossier accountability (§7) -----------------------------------
+
+# A week long past, without public holidays, so that the working hours are worked out by hand:
+# Monday 28/10/2024 .. Sunday 03/11/2024, measured at its end (Monday 04/11 00:00).
+W44 = IsoWeek(2024, 44)
+REWRITTEN, LATE_1, LATE_2 = (dossier_code(n) for n in (70, 71, 72))
+
+
+def w44(weekday: int, hour: int, minute: int = 0) -> datetime:
+    """A moment of 2024-W44 (weekday 0 = Monday), Vietnam time."""
+    return at(W44.monday + timedelta(days=weekday), hour, minute)
+
+
+def step_of(code: str, number: int, officer: str, start: datetime, allowed: datetime | None) -> Any:
+    envelope = progress(
+        code, event_id=f"step-{code}-{number}", emitted_at=start, step_at=start, officer=officer
+    )
+    if allowed is not None:
+        envelope["data"]["NgayKetThucTheoQuyDinh"] = format_thoi_diem(allowed)
+    return as_event(envelope)
+
+
+def seed_week_44(live: LiveServer) -> None:
+    """UNIT's dossiers received in W44, judged by the reconciler:
+
+    - REWRITTEN, promised Tuesday 17:00; on Wednesday 09:00 a snapshot says it finished then and
+      moves the promised date to Friday 17:00, with no supplement request or apology: on time on
+      paper (the rewrite hid it), found as DATES_REWRITTEN.
+    - LATE_1 (Đất đai), due Tuesday 17:00, finished Wednesday 15:00. The handler's step (from
+      Monday 08:00) was allowed until Tuesday 10:00: 7 h over (Tue 10–11:30, 13:30–17, Wed
+      07–09); the leader's (from Wednesday 09:00) until Wednesday 10:00: 3 h (10–11:30,
+      13:30–15). No apology.
+    - LATE_2 (Hộ tịch), promised Wednesday 17:00; the apology, made Thursday 08:00 (late),
+      moves it to Friday 10:00; still open at the week's end. No step had an allowance: the
+      handler, holding it at that date, carries Friday 10–11:30 and 13:30–17 = 5 h.
+
+    So UNIT: 2 late dossiers, 15 h; the handler 12 h over both, the leader 3 h."""
+    fmt = format_thoi_diem
+    events = [
+        as_event(snapshot(
+            REWRITTEN, event_id="rewritten-1", emitted_at=w44(0, 8, 5), TenLinhVuc="Đất đai",
+            NgayTiepNhan=fmt(w44(0, 8)), NgayHenTra=fmt(w44(1, 17)),
+        )),
+        as_event(snapshot(
+            REWRITTEN, event_id="rewritten-2", emitted_at=w44(2, 9), status=9,
+            TenLinhVuc="Đất đai", NgayTiepNhan=fmt(w44(0, 8)), NgayHenTra=fmt(w44(4, 17)),
+            NgayKetThucXuLy=fmt(w44(2, 9)),
+        )),
+        as_event(snapshot(
+            LATE_1, event_id="late-1", emitted_at=w44(2, 15, 5), status=9, TenLinhVuc="Đất đai",
+            NgayTiepNhan=fmt(w44(0, 8)), NgayHenTra=fmt(w44(1, 17)),
+            NgayKetThucXuLy=fmt(w44(2, 15)),
+        )),
+        step_of(LATE_1, 1, HANDLER.account, w44(0, 8), w44(1, 10)),
+        step_of(LATE_1, 2, LEADER.account, w44(2, 9), w44(2, 10)),
+        as_event(snapshot(
+            LATE_2, event_id="late-2", emitted_at=w44(3, 8, 5), TenLinhVuc="Hộ tịch",
+            NgayTiepNhan=fmt(w44(1, 8)), NgayHenTra=fmt(w44(2, 17)),
+            DanhSachXinLoi=[{
+                "NgayYeuCau": fmt(w44(3, 8)), "NgayHenTraTruoc": fmt(w44(2, 17)),
+                "NgayHenTraMoi": fmt(w44(4, 10)), "LyDo": "Chờ ý kiến phối hợp của cơ quan thuế",
+            }],
+        )),
+        step_of(LATE_2, 1, HANDLER.account, w44(1, 8), None),
+    ]  # fmt: skip
+
+    async def work(connection: AsyncConnection) -> None:
+        result = await store_events(connection, events, now=live.clock())
+        assert result.count("stored") == len(events), result.outcomes
+
+    live.run(work)
+    judge(live)
+
+
+def rows_of(page: Page, table: str) -> list[list[str]]:
+    return [values(row) for row in page.locator(f"#table-{table} tbody tr").all()]
+
+
+def test_a_leader_sees_who_held_the_weeks_late_dossiers_and_the_rewritten_one(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_week_44(directory)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/board?week={W44}")
+    expect(card(page, "on_time_pct")).to_have_text("33,3% (1/3)")  # REWRITTEN on time on paper
+
+    # The rewritten dossier, with the date that moved from what to what.
+    rewritten = page.locator("#table-rewritten")
+    expect(rewritten.get_by_role("link", name=REWRITTEN)).to_have_attribute(
+        "href", f"/dossiers/{REWRITTEN}"
+    )
+    (row,) = rewritten.locator("tbody tr").all()
+    expect(row).to_contain_text("Ngày hẹn trả kết quả")
+    expect(row.locator("td").nth(-2)).to_have_text("29/10/2024 17:00")
+    expect(row.locator("td").nth(-1)).to_have_text("01/11/2024 17:00")
+    expect(page.locator("#rewritten-title")).to_contain_text("(1)")
+
+    # Units, officers and fields by overrun, worked out by hand; the late dossiers are those
+    # the on-time card counts late (3 − 1).
+    section = page.locator("section[aria-labelledby=late_units-title]")
+    expect(section).to_contain_text("Hồ sơ tiếp nhận trong tuần")
+    assert rows_of(page, "late_units") == [
+        [UNIT, "Chi nhánh VPĐKĐĐ Tuy Phong", "2", "15.0", "1", "1"]
+    ]
+    expect(page.locator("#table-late_units tbody td").nth(3)).to_have_text("15")
+    assert rows_of(page, "late_officers") == [
+        [HANDLER.full_name, HANDLER.account, "2", "12.0", "1", "1"],
+        [LEADER.full_name, LEADER.account, "1", "3.0", "1", "0"],
+    ]
+    assert rows_of(page, "late_fields") == [
+        ["Đất đai", "1", "10.0", "1", "0"],
+        ["Hộ tịch", "1", "5.0", "0", "1"],
+    ]
+    expect(page.locator("#table-late_fields tfoot")).to_contain_text("Cộng")
+    screenshot(page, "board")
+
+
+def test_the_rewritten_and_accountability_tables_download_as_excel(
+    page: Page, directory: LiveServer, watched: Watched, tmp_path: Path
+) -> None:
+    seed_week_44(directory)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/board?week={W44}")
+
+    def download(table: str) -> Any:
+        with page.expect_download() as info:
+            page.locator(f"section[aria-labelledby={table}-title]").get_by_role(
+                "link", name="Tải Excel (.xlsx)"
+            ).click()
+        return info.value
+
+    officers = download("late_officers")
+    assert officers.suggested_filename == f"giao-ban-{W44}-{UNIT}-tre-han-can-bo.xlsx"
+    assert list(opened(officers, tmp_path).iter_rows(values_only=True)) == [
+        ("Cán bộ", "Tài khoản", "Hồ sơ trễ hạn", "Giờ làm việc vượt hạn", "Chưa xin lỗi",
+         "Xin lỗi muộn"),
+        (HANDLER.full_name, HANDLER.account, 2, 12, 1, 1),
+        (LEADER.full_name, LEADER.account, 1, 3, 1, 0),
+    ]  # fmt: skip
+
+    units = download("late_units")
+    assert units.suggested_filename == f"giao-ban-{W44}-{UNIT}-tre-han-don-vi.xlsx"
+    lines = list(opened(units, tmp_path).iter_rows(values_only=True))
+    assert lines[1:] == [
+        (UNIT, "Chi nhánh VPĐKĐĐ Tuy Phong", 2, 15, 1, 1),
+        ("Cộng", "Toàn phạm vi", 2, 15, 1, 1),
+    ]
+
+    fields = download("late_fields")
+    assert fields.suggested_filename == f"giao-ban-{W44}-{UNIT}-tre-han-linh-vuc.xlsx"
+    lines = list(opened(fields, tmp_path).iter_rows(values_only=True))
+    assert [line[:3] for line in lines[1:]] == [
+        ("Đất đai", 1, 10),
+        ("Hộ tịch", 1, 5),
+        ("Cộng", 2, 15),
+    ]
+
+    rewritten = download("rewritten")
+    assert rewritten.suggested_filename == f"giao-ban-{W44}-{UNIT}-sua-ngay.xlsx"
+    lines = list(opened(rewritten, tmp_path).iter_rows(values_only=True))
+    assert lines[0][-3:] == ("Ngày bị sửa", "Giá trị trước", "Sửa thành")
+    assert lines[1][0] == REWRITTEN
+    assert lines[1][-3:] == (
+        "Ngày hẹn trả kết quả",
+        datetime(2024, 10, 29, 17, 0),
+        datetime(2024, 11, 1, 17, 0),
+    )

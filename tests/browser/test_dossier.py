@@ -392,3 +392,57 @@ def test_a_dossier_on_time_needs_no_apology(
     expect(page.get_by_role("alert")).to_contain_text("không quá hạn trả kết quả")
     unknown = page.request.get(f"{directory.url}{apology_draft_path(f'{UNIT}-000000-9999')}")
     assert unknown.status == 404
+
+
+def test_a_late_dossier_says_whose_step_overran(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_overdue(directory)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/dossiers/{OVERDUE_CODE}")
+    section = page.locator("[data-section=lateness]")
+    expect(section.get_by_role("heading", level=2)).to_have_text("Trễ hạn: thời gian chậm ở đâu")
+    # The appraiser held it from Friday 16:00 (the step's allowance) to Monday 9:30: 1 h 30
+    # on Friday and 2 h on Monday; the handler holds it still, past Monday 16:00.
+    appraiser = section.locator("tbody tr[data-officer='chuyenvien.thamdinh']")
+    expect(appraiser.locator("td.result")).to_have_text("3 giờ 30 phút làm việc")
+    holder = section.locator(f"tbody tr[data-officer='{HANDLER.account}']")
+    expect(holder).to_contain_text(HANDLER.full_name)
+    expect(section.locator(f"tbody tr[data-officer='{DESK.account}']")).to_have_count(0)
+
+
+def test_a_rewritten_due_date_shows_what_it_was_and_what_it_became(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    code = f"{UNIT}-250305-0099"
+    first: dict[str, Any] = {"NgayTiepNhan": format_thoi_diem(vn(3, 5, 8))}
+    envelopes = [
+        snapshot(
+            code,
+            event_id="r-s1",
+            emitted_at=vn(3, 5, 8),
+            **first,
+            NgayHenTra=format_thoi_diem(vn(3, 10, 17)),
+        ),
+        snapshot(
+            code,
+            event_id="r-s2",
+            emitted_at=vn(3, 11, 9),
+            **first,
+            NgayHenTra=format_thoi_diem(vn(3, 14, 17)),
+        ),
+    ]
+    events = [event for event in map(parse_envelope, envelopes) if isinstance(event, DossierEvent)]
+
+    async def work(connection: AsyncConnection) -> None:
+        await store_events(connection, events, now=directory.clock())
+
+    directory.run(work)
+    judge(directory)
+    sign_in(page, directory, LEADER)
+    page.goto(f"{directory.url}/dossiers/{code}")
+    moved = page.locator("table.findings tr[data-rewrite=NgayHenTra]")
+    expect(moved).to_contain_text("Ngày hẹn trả kết quả đã bị sửa")
+    expect(moved.locator("del")).to_have_text("10/03/2025 17:00")
+    expect(moved.locator("ins")).to_have_text("14/03/2025 17:00")
+    expect(moved).to_contain_text("hệ thống báo lúc 05/03/2025 08:00")

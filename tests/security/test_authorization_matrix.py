@@ -225,6 +225,11 @@ def _check_kpis(response: httpx.Response, world: World, case: Case) -> None:
     assert [item["unit_code"] for item in items] == [case.target], items
 
 
+def _check_lateness(response: httpx.Response, world: World, case: Case) -> None:
+    items = response.json()["items"]
+    assert [item["key"] for item in items] == [case.target], items
+
+
 def _ack_token(world: World, unit: str) -> str:
     links: AckLinks = world.app.state.ack_links
     return links.token_for(world.discrepancy_ids[unit], officer_of(unit))
@@ -305,6 +310,13 @@ OPERATIONS: list[Operation] = [
         lambda w, unit: Call("GET", f"/api/v1/kpis?unit={unit}&{KPI_QUERY}"),
         api(officer=IN_UNIT_READ),
         _check_kpis,
+    ),
+    Operation(
+        "GET",
+        "/api/v1/lateness",
+        lambda w, unit: Call("GET", f"/api/v1/lateness?unit={unit}&{KPI_QUERY}"),
+        api(officer=IN_UNIT_READ),
+        _check_lateness,
     ),
     # --- the directory (contract §3): admin only, whoever's unit it is ---
     Operation(

@@ -59,6 +59,20 @@ def status_name(status: Any) -> str:
     return name or "chưa xác định"
 
 
+def officer_label(name: Any, account: Any) -> str | None:
+    """``Name (account)``: the name for people, the account to find them in the directory."""
+    if name and account and name != account:
+        return f"{name} ({account})"
+    return str(name or account) if (name or account) else None
+
+
+def percent(value: Any) -> str:
+    """``97,3%``, or "—" when there is nothing to count (never a misleading 0)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "—"
+    return f"{vn_number(value)}%"
+
+
 def one_line(text: str) -> str:
     """Whitespace runs collapsed: subjects and ZNS parameters are single lines."""
     return " ".join(text.split())

@@ -18,14 +18,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.alerts.channels.base import Message, Recipient
+from services.alerts.content.digest_views import digest_view
 from services.alerts.content.formatting import capitalise, one_line
-from services.alerts.content.views import digest_view, item_view
+from services.alerts.content.views import item_view
 from services.alerts.content.zalo_messages import (
     zalo_alert,
     zalo_digest,
     zns_alert,
     zns_digest,
 )
+from services.alerts.links import public_url
 from shared.vocabulary import SEVERITY_LABELS
 
 PURPOSES = (
@@ -126,6 +128,17 @@ def _intro(purpose: str, items: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _apology_link(
+    purpose: str, content: Mapping[str, Any], public_base_url: str | None
+) -> str | None:
+    """The pre-filled apology (form 04) of an overdue dossier, while there is one to write:
+    a resolved alert no longer links to it (the workspace refuses it once not overdue)."""
+    path = content.get("apology_draft_path")
+    if purpose == "resolved" or not public_base_url or not isinstance(path, str) or not path:
+        return None
+    return public_url(public_base_url, path)
+
+
 # ---- templates -----------------------------------------------------------------------------
 
 
@@ -165,12 +178,15 @@ def render(
     notification_id: str,
     ack_links: Mapping[int, str],
     channel: str,
+    public_base_url: str | None = None,
 ) -> Message:
     """One message for a group of outbox rows of one recipient and channel (1..n contents).
 
     Every message carries a subject and the ZNS ``template_data`` (so a fallback from OA to
     ZNS needs no re-rendering); ``text`` is the email body for ``email`` and the compact
     Zalo text (≤ 2000 characters) otherwise; ``html`` only for ``email``.
+    ``public_base_url`` (``DOISOAT_PUBLIC_BASE_URL``) makes the paths a content carries — the
+    pre-filled apology of an overdue dossier — into links; without it they are left out.
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
@@ -191,7 +207,13 @@ def render(
         for content in contents:
             ident = content.get("discrepancy_id")
             link = ack_links.get(ident) if purpose in ACK_PURPOSES and ident is not None else None
-            items.append(item_view(content, link=link))
+            items.append(
+                item_view(
+                    content,
+                    link=link,
+                    apology_link=_apology_link(purpose, content, public_base_url),
+                )
+            )
         subject = _subject(purpose, items)
         values |= {"subject": subject, "intro": _intro(purpose, items), "items": items}
         template, zalo, zns = (

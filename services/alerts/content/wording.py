@@ -10,6 +10,8 @@ masked, the identity document number never.
 Optional keys the planner may add to a content (all read with defaults by the views):
 ``escalate_after_working_hours`` (escalation), ``unreachable`` / ``unreachable_name``
 (unreachable), ``resolution`` (resolved), ``responsible_name``, ``previous_severity``.
+``apology_draft_path`` is set for ``OVERDUE_NO_APOLOGY`` only: the path of the dossier's
+pre-filled form 04, which the rendered message links to.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from services.alerts.content.formatting import (
     status_name,
     vn_number,
 )
+from services.reconciler.forms.links import apology_draft_path
 from shared.dvcqg import Status
 from shared.privacy import mask_name
 from shared.vocabulary import (
     DESK_KINDS,
     DUE_KINDS,
     KIND_LABELS,
+    REWRITTEN_FIELD_LABELS,
     SEVERITY_LABELS,
     STATUS_NAMES,
     Kind,
@@ -181,17 +185,9 @@ def _stalled(f: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
-REWRITTEN_FIELDS = {
-    "NgayHenTra": "ngày hẹn trả kết quả",
-    "NgayHenTraMoi": "ngày hẹn trả mới (theo văn bản gia hạn)",
-    "NgayKetThucXuLy": "ngày kết thúc xử lý",
-    "NgayTra": "ngày trả kết quả",
-}
-
-
 def _dates_rewritten(f: Mapping[str, Any]) -> tuple[str, str, str]:
     details = f["details"]
-    field = REWRITTEN_FIELDS.get(str(details.get("field")), "một ngày của hồ sơ")
+    field = REWRITTEN_FIELD_LABELS.get(str(details.get("field")), "một ngày của hồ sơ")
     return (
         f"bị sửa {field} trên hệ thống",
         f"{capitalise(field)} trên hệ thống đã bị sửa từ {sentence_time(details.get('before'))} "
@@ -282,4 +278,13 @@ def alert_content(
         "action": action,
         "resolution": discrepancy.get("resolution"),
         "resolved_at": iso(discrepancy.get("resolved_at")),
+        "apology_draft_path": _apology_draft(kind, discrepancy.get("dossier_code")),
     }
+
+
+def _apology_draft(kind: str, code: Any) -> str | None:
+    """Where the workspace serves the dossier's pre-filled apology (form 04), for an overdue
+    dossier with none yet: a path, the message prefixes the public base URL when sent."""
+    if kind != Kind.OVERDUE_NO_APOLOGY or not isinstance(code, str) or not code:
+        return None
+    return apology_draft_path(code)

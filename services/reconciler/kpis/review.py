@@ -1,5 +1,5 @@
 """What the leaders' weekly review reads (contract §6): a week's KPIs with their 12-week trend,
-and the late, stalled and returned-but-open dossiers of a scope.
+and the late, stalled, returned-but-open and rewritten dossiers of a scope.
 
 The KPIs come from :func:`services.reconciler.kpis.service.tally_scope`, the pass behind
 ``GET /api/v1/kpis``: a unit's figures on the board are the API's for Monday..Sunday. The lists
@@ -12,7 +12,7 @@ transaction; nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -24,13 +24,13 @@ from services.reconciler.kpis.service import UNRESOLVED, Scope, ScopeTallies, ta
 from shared.models import Discrepancy, Dossier, Officer, Unit
 from shared.vocabulary import Kind
 
-# The board's lists, by the name their table and export use. Dossiers whose dates were
-# rewritten (DATES_REWRITTEN, contract §4) become one more entry here, "rewritten", once the
-# rules find them: the page shows and exports every list of this mapping.
+# The board's lists, by the name their table and export use: the page shows and exports every
+# list of this mapping, in this order.
 REVIEW_KINDS: Final[Mapping[str, str]] = {
     "late": Kind.OVERDUE_NO_APOLOGY,
     "stalled": Kind.STALLED,
     "returned_but_open": Kind.RETURNED_BUT_OPEN,
+    "rewritten": Kind.DATES_REWRITTEN,
 }
 
 
@@ -74,6 +74,9 @@ class ReviewEntry:
     resolved_at: datetime | None
     responsible: str | None
     responsible_name: str | None
+    # What the rule saw (contract §4 ``details``): for DATES_REWRITTEN, which date moved from
+    # what to what (``field``, ``before``, ``after``, ISO 8601), read by the board.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ async def review_lists(
                 Discrepancy.status,
                 Discrepancy.resolved_at,
                 Discrepancy.responsible,
+                Discrepancy.details,
                 Officer.full_name,
                 Dossier.procedure_name,
                 Dossier.status.label("dossier_status"),
@@ -167,6 +171,7 @@ def _entry(row: Any, scope: Scope) -> ReviewEntry:
         resolved_at=row.resolved_at,
         responsible=row.responsible,
         responsible_name=row.full_name,
+        details=row.details or {},
     )
 
 

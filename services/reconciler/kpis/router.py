@@ -7,34 +7,24 @@ useful when ``from``/``to`` were left out) at the top level of the answer, and e
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from services.reconciler.kpis import service
-from services.reconciler.kpis.formulas import MAX_PERIOD_DAYS, Period, PeriodError, check_period
+from services.reconciler.kpis.days import Day, PeriodRead, asked_period
+from services.reconciler.kpis.formulas import MAX_PERIOD_DAYS
 from shared.auth import Principal
-from shared.clock import VN_TZ
 from shared.db import unit_of_work
 from shared.directory import load_directory
 from shared.events import EARLIEST_YEAR, LATEST_YEAR
 from shared.vocabulary import KPI_TARGETS
 from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
-from shared.web.openapi import documented_as, error_responses
+from shared.web.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 OfficerKey = Annotated[Principal, Depends(require_role("officer"))]
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# The years doisoat takes (shared.events): a period outside them overflows UTC moments.
-_IN_YEARS = r"^(19|2[0-9])[0-9]{2}-"  # EARLIEST_YEAR 1900 .. LATEST_YEAR 2999
-# Read by _parse_day (its own message on a bad date); documented as the date it must be.
-Day = Annotated[
-    str | None,
-    documented_as({"type": "string", "format": "date", "pattern": _IN_YEARS}, empty_is_absent=True),
-]
 
 
 class DecidingDossierRead(BaseModel):
@@ -78,42 +68,10 @@ class KpiTargets(BaseModel):
     in_system_pct: int
 
 
-class KpiPeriodRead(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: date = Field(alias="from")
-    to: date
-
-
 class KpiPage(BaseModel):
     items: list[KpiItemRead]
     targets: KpiTargets
-    period: KpiPeriodRead
-
-
-def _parse_day(value: str | None, name: str) -> date | None:
-    """None for a missing or empty parameter (``?to=``), else the date (blank is no date)."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        if not _DATE.match(text):
-            raise ValueError(text)
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"Tham số {name!r} phải là ngày dạng YYYY-MM-DD, nhận được {value!r}. / "
-            f"{name!r} must be a date YYYY-MM-DD, got {value!r}.",
-        ) from None
-    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"Tham số {name!r} phải trong các năm {EARLIEST_YEAR}–{LATEST_YEAR}, nhận được "
-            f"{value!r}. / {name!r} must be in the years {EARLIEST_YEAR}–{LATEST_YEAR}, "
-            f"got {value!r}.",
-        )
-    return day
+    period: PeriodRead
 
 
 @router.get(
@@ -144,14 +102,8 @@ async def read_kpis(
     on time or all late, and which of them decide the 98 % target.
     """
     now = clock()
-    last_day = _parse_day(to_day, "to") or now.astimezone(VN_TZ).date()
-    first_day = _parse_day(from_day, "from") or last_day.replace(day=1)
-    try:
-        check_period(first_day, last_day)
-    except PeriodError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    period = asked_period(from_day, to_day, now=now)
     unit = unit.strip() if unit and unit.strip() else None
-    period = Period(first_day, last_day, as_of=now)
     async with unit_of_work(engine, "read_kpis") as connection:
         directory = await load_directory(connection)
         if unit is not None and not principal.may_act_for(unit, directory):
@@ -163,5 +115,5 @@ async def read_kpis(
     return KpiPage(
         items=[KpiItemRead(**item) for item in items],
         targets=KpiTargets(**KPI_TARGETS),
-        period=KpiPeriodRead(from_=first_day, to=last_day),
+        period=PeriodRead(from_=period.first_day, to=period.last_day),
     )

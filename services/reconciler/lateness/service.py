@@ -17,9 +17,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis.formulas import KpiInput, Period, end_moment
+from services.reconciler.kpis.service import holder_names
 from services.reconciler.lateness.formulas import (
     Lateness,
     StepFacts,
+    StepLateness,
     apologies,
     lateness,
 )
@@ -27,11 +29,12 @@ from shared.calendar import WorkingCalendar
 from shared.db import among
 from shared.directory import Directory
 from shared.dvcqg import OPEN_STATUSES
-from shared.models import Dossier, DossierStatusSeen, ProgressStep
+from shared.models import Dossier, DossierStatusSeen, ProgressStep, Unit
 from shared.vocabulary import local_iso
 
 GroupBy = Literal["unit", "officer", "field", "procedure"]
 GROUPINGS: tuple[GroupBy, ...] = ("unit", "officer", "field", "procedure")
+NO_OFFICER = "(chưa có cán bộ)"  # the key of late dossiers no step's officer answers for
 
 _DOSSIER = (
     Dossier.code,
@@ -208,6 +211,15 @@ async def late_dossiers(
     return [row for row in await connection.execute(statement) if _end(row, now) > row.due_at]
 
 
+@dataclass(frozen=True, slots=True)
+class LatenessReport:
+    """``GET /api/v1/lateness``'s answer: the groups, most overrun first, and ``total``, the
+    late dossiers counted once each (a dossier may count for several officers)."""
+
+    items: list[dict[str, Any]]
+    total: int
+
+
 async def lateness_by(
     connection: AsyncConnection,
     *,
@@ -218,8 +230,13 @@ async def lateness_by(
     calendar: WorkingCalendar,
     directory: Directory,
     officer_names: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Late dossiers of the period grouped, most overrun first (contract §7)."""
+) -> LatenessReport:
+    """Late dossiers of the period grouped, most overrun first (contract §7).
+
+    A group's label is what a leader reads: the unit's name, the officer's full name (from
+    ``officer_names`` when given, else from the directory), the procedure's name; the key when
+    the directory does not know it.
+    """
     rows = await late_dossiers(connection, period=period, units=units, now=now)
     steps = await _steps(connection, [row.code for row in rows])
     groups: dict[str, LatenessGroup] = {}
@@ -238,7 +255,7 @@ async def lateness_by(
             calendar=calendar,
         )
         said = apologies(row.snapshot or {})
-        for key, label, hours in _keys(group_by, row, unit, found, names):
+        for key, label, hours in _keys(group_by, row, unit, found, names, due_at=row.due_at):
             line = group(key, label)
             line.late_dossiers.add(row.code)
             line.overrun_hours += hours
@@ -246,13 +263,25 @@ async def lateness_by(
                 line.without_apology.add(row.code)
             if said.late:
                 line.late_apology.add(row.code)
-    return [
-        line.read() for line in sorted(groups.values(), key=lambda g: (-g.overrun_hours, g.key))
-    ]
+    known: dict[str, str] = {}
+    if group_by == "unit":
+        known = await unit_names(connection, groups)
+    elif group_by == "officer" and officer_names is None:
+        known = await holder_names(connection, groups)
+    for key, line in groups.items():
+        line.label = known.get(key, line.label)
+    ordered = sorted(groups.values(), key=lambda g: (-g.overrun_hours, g.key))
+    return LatenessReport([line.read() for line in ordered], total=len(rows))
 
 
 def _keys(
-    group_by: GroupBy, row: Any, unit: str, found: Lateness, names: dict[str, str]
+    group_by: GroupBy,
+    row: Any,
+    unit: str,
+    found: Lateness,
+    names: dict[str, str],
+    *,
+    due_at: datetime,
 ) -> Iterable[tuple[str, str, float]]:
     """The group(s) a late dossier counts in, with the overrun charged there."""
     if group_by == "unit":
@@ -266,13 +295,27 @@ def _keys(
     else:
         charged: dict[str, float] = defaultdict(float)
         for step in found.steps:
-            if step.officer and step.overrun_working_hours > 0:
-                charged[step.officer] += step.overrun_working_hours
-        if not charged:  # nobody overran an allowance: the holder at the due date answers
-            holder = next((step.officer for step in found.steps if step.officer), None)
-            charged[holder or "(chưa có cán bộ)"] += 0.0
+            if step.overrun_working_hours > 0:
+                charged[step.officer or NO_OFFICER] += step.overrun_working_hours
+        if not charged:  # no overrun charged to anyone: the holder at the due date answers
+            charged[_holder_at(found.steps, due_at) or NO_OFFICER] += 0.0
         for account, hours in charged.items():
             yield account, names.get(account, account), hours
+
+
+async def unit_names(connection: AsyncConnection, codes: Collection[str]) -> dict[str, str]:
+    """The directory's name of each of ``codes`` it knows (one query)."""
+    if not codes:
+        return {}
+    rows = await connection.execute(
+        select(Unit.code, Unit.name).where(among(connection, Unit.code, sorted(codes)))
+    )
+    return {code: name for code, name in rows.all()}
+
+
+def _holder_at(steps: Iterable[StepLateness], moment: datetime) -> str | None:
+    """The officer of the step that held the dossier at ``moment`` (None: no step did)."""
+    return next((step.officer for step in steps if step.started_at <= moment < step.ended_at), None)
 
 
 def lateness_read(found: Lateness) -> dict[str, Any]:

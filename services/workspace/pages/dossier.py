@@ -17,7 +17,7 @@ never carries it).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from docx.document import Document
@@ -35,7 +35,10 @@ from services.reconciler.forms.links import (
     apology_draft_path,
     control_sheet_path,
 )
-from services.reconciler.forms.official import DOCX_MEDIA_TYPE, docx_bytes
+from services.reconciler.forms.official import DOCX_MEDIA_TYPE, docx_bytes, working_time_words
+from services.reconciler.kpis.service import holder_names
+from services.reconciler.lateness import service as lateness_service
+from services.reconciler.lateness.formulas import Lateness, StepLateness
 from services.workspace.auth import Officer, forbidden, principal_of
 from services.workspace.config import WorkspaceSettings
 from services.workspace.exports import content_disposition
@@ -46,6 +49,7 @@ from shared.db import unit_of_work
 from shared.directory import Directory, load_directory
 from shared.vocabulary import (
     REPORT_KIND_LABELS,
+    REWRITTEN_FIELD_LABELS,
     STATUS_NAMES,
     SUBMISSION_CHANNEL_LABELS,
     local_time_text,
@@ -154,6 +158,10 @@ async def dossier_page(
         sheet = await forms_service.control_sheet_of(
             connection, code, now=now, calendar=_calendar(request), directory=directory
         )
+        late = await lateness_service.lateness_of(
+            connection, code, now=now, calendar=_calendar(request), directory=directory
+        )
+        charged = await holder_names(connection, _officers(late))
     entries = dossiers_service.timeline(story.entries, notifications, newest_first=not oldest_first)
     overdue = sheet is not None and sheet.overdue
     return page(
@@ -175,8 +183,46 @@ async def dossier_page(
             "SHEET_COLUMNS": COLUMNS,
             "control_sheet_link": control_sheet_path(code) if sheet else None,
             "apology_link": apology_draft_path(code) if overdue and personal_data else None,
+            "lateness": late if late is not None and late.late else None,
+            "overran": _overran(late),
+            "charged_names": charged,
+            "working_time": working_time_words,
+            "rewritten": rewritten,
         },
     )
+
+
+def rewritten(details: dict[str, Any]) -> dict[str, Any]:
+    """A DATES_REWRITTEN finding's details as the page says them: the date's name and the
+    moments (the details hold ISO 8601 text)."""
+
+    def moment(key: str) -> str:
+        text = details.get(key)
+        if not isinstance(text, str):
+            return "—"
+        try:
+            return local_time_text(datetime.fromisoformat(text))
+        except ValueError:
+            return text
+
+    field = str(details.get("field"))
+    return {
+        "field": field,
+        "label": REWRITTEN_FIELD_LABELS.get(field, field),
+        **{key: moment(key) for key in ("before", "before_seen_at", "after", "after_seen_at")},
+    }
+
+
+def _overran(late: Lateness | None) -> list[StepLateness]:
+    """The steps that overran their allowance by a minute or more (the control sheet, like
+    officers, counts whole minutes)."""
+    if late is None:
+        return []
+    return [step for step in late.steps if step.overrun >= timedelta(minutes=1)]
+
+
+def _officers(late: Lateness | None) -> set[str]:
+    return {step.officer for step in _overran(late) if step.officer}
 
 
 @router.get(CONTROL_SHEET_ROUTE)

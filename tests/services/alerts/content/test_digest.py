@@ -1,12 +1,13 @@
-"""The leaders' weekly digest: late, stalled, returned-but-open and mismatched dossiers, KPIs."""
+"""The leaders' weekly digest: late, stalled, returned-but-open and mismatched dossiers, KPIs
+(the sections of issue 15 are in ``test_digest_accountability``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from services.alerts.channels.base import Message
+from services.alerts.content.digest_views import DIGEST_TABLE_ROWS
 from services.alerts.content.rendering import render
-from services.alerts.content.views import DIGEST_TABLE_ROWS
 from services.alerts.content.zalo_messages import ZALO_TEXT_LIMIT
 from tests.services.alerts.content.conftest import RECIPIENT, UNIT, UNIT_NAME
 
