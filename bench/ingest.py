@@ -672,6 +672,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=20241021, help="workload seed")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after (seconds)")
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="write the headline figures here"
+    )
     args = parser.parse_args(argv)
     if args.dossiers < 1 or args.partitions < 1:
         parser.error("--dossiers and --partitions must be positive")
@@ -877,6 +880,21 @@ def main(argv: list[str] | None = None) -> int:
             ("outcomes", outcomes),
             ("rows", checks),
         ]  # fmt: skip
+        if args.json is not None:
+            headline = {
+                "end_to_end_events_per_s": round(rate),
+                "startup_s": round(startup, 2),
+                "steady_events_per_s": round(steady_events / steady) if steady > 0 else None,
+                "copy_events_per_s": round(copy_rate),
+                "share_of_copy_rate": round(rate / copy_rate, 3),
+                "ingest_us_per_event": round(ingest_us, 1),
+                "postgres_us_per_event": round(postgres_us, 1),
+                "machine_busy": round(sampler.machine_busy, 3),
+                "peak_rss_mib": round(peak_rss / 2**20, 1),
+                "load_at_start": round(load_at_start, 2),
+                "rows_as_expected": all(copy.counts[t] == want for t, want in expected.items()),
+            }
+            args.json.write_bytes(orjson.dumps(headline, option=orjson.OPT_INDENT_2))
         width = max(len(label) for label, _ in lines)
         print()
         for label, value in lines:

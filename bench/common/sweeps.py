@@ -123,7 +123,8 @@ class TimedChunks:
 
         async def timed(on_chunk: Callable[[Judgement], None] | None = None) -> int:
             started = time.perf_counter()
-            count = await original(on_chunk)
+            # Revisions before the ``on_chunk`` hook (d413e73) take no argument.
+            count = await (original() if on_chunk is None else original(on_chunk))
             if count:
                 self.durations.append(time.perf_counter() - started)
             return count

@@ -361,6 +361,13 @@ class KafkaIngestor:
         self._last_report = time.monotonic() if known else 0.0
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """The lag of each partition this member holds now, and none of those it gave away.
+
+        A rebalance can land while this awaits a position: a partition revoked meanwhile is
+        not set again, and one left over from such a race is removed at the next update, so
+        the gauges summed over the group's members are the topic's backlog (what the ingest
+        autoscaler reads), each partition counted once.
+        """
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
@@ -369,6 +376,12 @@ class KafkaIngestor:
                 position = await consumer.position(tp)
             except IllegalStateError:
                 continue
+            if tp not in consumer.assignment():
+                continue
             labels = (tp.topic, str(tp.partition))
             self.lag_labels.add(labels)
             metrics.INGEST_CONSUMER_LAG.labels(*labels).set(max(highwater - position, 0))
+        held = {(tp.topic, str(tp.partition)) for tp in consumer.assignment()}
+        for labels in self.lag_labels - held:
+            metrics.INGEST_CONSUMER_LAG.remove(*labels)
+            self.lag_labels.discard(labels)

@@ -19,7 +19,7 @@ from importlib.metadata import version
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler import service
+from services.reconciler import schedule, service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.rules import RULES_REVISION
 from shared.db import insert_for
@@ -99,6 +99,6 @@ async def due_count(connection: AsyncConnection, *, now: datetime) -> int:
     counted = await connection.execute(
         select(func.count())
         .select_from(ReconcileSchedule)
-        .where(ReconcileSchedule.check_at <= now, ReconcileSchedule.waits_for_watermark.is_(False))
+        .where(ReconcileSchedule.check_at <= now, schedule.BY_THE_CLOCK)
     )
     return int(counted.scalar_one())

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import UTCDateTime, among, insert_for
 from shared.models import ReconcileSchedule
+from shared.models.judging import SCHEDULE_BY_THE_CLOCK, SCHEDULE_BY_THE_WATERMARK
 
 _MARK_MANY = text(
     """
@@ -68,6 +69,13 @@ async def _upsert(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     await connection.execute(statement, rows)
 
 
+# Word for word the partial indexes' predicates: neither PostgreSQL nor SQLite proves
+# ``NOT waits_for_watermark`` from ``waits_for_watermark IS false``, and that form scanned the
+# whole table — 57 ms a claim at 1,000,000 dossiers instead of 1–2 ms.
+BY_THE_CLOCK: Final = text(SCHEDULE_BY_THE_CLOCK)
+BY_THE_WATERMARK: Final = text(SCHEDULE_BY_THE_WATERMARK)
+
+
 async def claim_due(
     connection: AsyncConnection, *, now: datetime, delivered_until: datetime | None, limit: int
 ) -> dict[str, datetime]:
@@ -80,7 +88,7 @@ async def claim_due(
     table = ReconcileSchedule
     due = await connection.execute(
         select(table.dossier_code, table.check_at)
-        .where(table.check_at <= now, table.waits_for_watermark.is_(False))
+        .where(table.check_at <= now, BY_THE_CLOCK)
         .order_by(table.check_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -91,7 +99,7 @@ async def claim_due(
             select(table.dossier_code, table.check_at)
             .where(
                 table.check_at <= min(delivered_until, now),
-                table.waits_for_watermark.is_(True),
+                BY_THE_WATERMARK,
             )
             .order_by(table.check_at)
             .limit(limit - len(claimed))

@@ -63,6 +63,12 @@ class FieldReport(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# The predicates of the schedule's two partial indexes. Queries must use them word for word:
+# a planner uses a partial index only when it can prove the index's predicate from the query's.
+SCHEDULE_BY_THE_CLOCK = "NOT waits_for_watermark"
+SCHEDULE_BY_THE_WATERMARK = "waits_for_watermark"
+
+
 class ReconcileSchedule(Base):
     """When each dossier must next be judged: now after new facts, later when time alone matters.
 
@@ -77,14 +83,14 @@ class ReconcileSchedule(Base):
         Index(
             "ix_reconcile_schedule_due",
             "check_at",
-            postgresql_where=text("NOT waits_for_watermark"),
-            sqlite_where=text("NOT waits_for_watermark"),
+            postgresql_where=text(SCHEDULE_BY_THE_CLOCK),
+            sqlite_where=text(SCHEDULE_BY_THE_CLOCK),
         ),
         Index(
             "ix_reconcile_schedule_waiting",
             "check_at",
-            postgresql_where=text("waits_for_watermark"),
-            sqlite_where=text("waits_for_watermark"),
+            postgresql_where=text(SCHEDULE_BY_THE_WATERMARK),
+            sqlite_where=text(SCHEDULE_BY_THE_WATERMARK),
         ),
     )
 

@@ -26,6 +26,7 @@ from services.alerts.config import AlertsSettings
 from services.app.cli import app as cli_app
 from services.ingest.config import IngestSettings
 from services.reconciler.config import ReconcilerSettings
+from shared import metrics
 from shared.config import BaseDoisoatSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,6 +308,27 @@ def test_ingest_replicas_do_not_exceed_the_topic_partitions() -> None:
     ingest = _deployments()["ingest"]
     partitions = int(ingest["metadata"]["annotations"][PARTITIONS_ANNOTATION])
     assert 1 <= ingest["spec"]["replicas"] <= partitions
+
+
+def test_ingest_autoscales_on_its_lag_up_to_the_topic_partitions() -> None:
+    ingest = _deployments()["ingest"]
+    partitions = int(ingest["metadata"]["annotations"][PARTITIONS_ANNOTATION])
+    topic = ingest["metadata"]["annotations"]["doisoat/kafka-topic"]
+    autoscaler = _one("HorizontalPodAutoscaler", "doisoat-ingest")["spec"]
+    assert autoscaler["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": ingest["metadata"]["name"],
+    }
+    assert 1 <= autoscaler["minReplicas"] <= ingest["spec"]["replicas"] <= partitions
+    assert autoscaler["maxReplicas"] == partitions
+    (metric,) = autoscaler["metrics"]
+    assert metric["type"] == "External"
+    (lag,) = metrics.INGEST_CONSUMER_LAG.describe()
+    assert metric["external"]["metric"] == {
+        "name": lag.name,
+        "selector": {"matchLabels": {"topic": topic}},
+    }
 
 
 def test_migration_job_runs_doisoat_migrate_once() -> None:

@@ -180,12 +180,17 @@ async def _seed(base_url: str, database_url: str, now: datetime) -> None:
 
 def _http_client(base_url: str) -> httpx.AsyncClient:
     """One client, one connection. Plain HTTP: ``verify=False`` spares building a TLS context
-    per client, which costs tens of milliseconds of CPU each and would be measured as latency."""
+    per client, which costs tens of milliseconds of CPU each and would be measured as latency.
+
+    The client lets an idle connection go after 3 s, before uvicorn's keep-alive timeout (5 s)
+    closes it: with both at 5 s, a request sent after a pause of about 5 s (think time, plus
+    a loaded machine's scheduling delay) could meet the server's close on the wire and come
+    back as "Server disconnected", a race of the two timers, not an unanswered request."""
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=REQUEST_TIMEOUT_SECONDS,
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=3.0),
         verify=False,
     )
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.clock import VN_TZ
-from shared.vocabulary import STATUS_NAMES
+from shared.vocabulary import STATUS_NAMES, local_iso
 
 
 def moment(value: Any) -> datetime | None:
@@ -31,8 +31,7 @@ def moment(value: Any) -> datetime | None:
 
 def iso(value: Any) -> str | None:
     """ISO 8601 in Vietnam time, as stored in a content (JSON has no datetime)."""
-    parsed = moment(value)
-    return None if parsed is None else parsed.isoformat()
+    return local_iso(moment(value))
 
 
 def sentence_time(value: Any) -> str:

@@ -8,13 +8,12 @@ dossiers of new reports are marked for reconciliation in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Select, delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler import schedule
@@ -24,22 +23,15 @@ from services.reconciler.reports.schemas import (
     ImportRead,
     ImportRowRead,
     Reason,
-    RegisterEntryRead,
     ReportChannel,
-    ReportKind,
 )
 from shared.auth import Principal
-from shared.clock import VN_TZ
 from shared.db import insert_for
 from shared.directory import Directory
-from shared.models import Dossier, FieldReport, Officer
+from shared.models import FieldReport
 from shared.vocabulary import local_iso
 
 Channel = ReportChannel
-DeskOutcome = Literal["recorded", "already"]
-WithdrawOutcome = Literal["withdrawn", "not_found", "not_author", "too_late"]
-# How long the desk officer who recorded a report may take it back from the register page.
-DESK_WITHDRAWAL_WINDOW: Final = timedelta(minutes=30)
 StoreOutcome = Literal["accepted", "duplicate", "conflict"]
 
 # What makes two reports with one ``report_id`` "the same content" (moments as instants).
@@ -63,7 +55,7 @@ class FieldReportRow:
 
 
 ROW_COLUMNS: Final = tuple(column.name for column in fields(FieldReportRow))
-_ROW_SELECT: Final = tuple(FieldReport.__table__.c[name] for name in ROW_COLUMNS)
+ROW_SELECT: Final = tuple(FieldReport.__table__.c[name] for name in ROW_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +109,13 @@ async def _insert_new(connection: AsyncConnection, rows: Sequence[FieldReportRow
     return set(returned.scalars().all())
 
 
-async def _stored_by_id(
+async def stored_by_id(
     connection: AsyncConnection, report_ids: Iterable[str]
 ) -> dict[str, FieldReportRow]:
     wanted = sorted(set(report_ids))
     found: dict[str, FieldReportRow] = {}
     for chunk in _chunks(wanted):
-        rows = await connection.execute(
-            select(*_ROW_SELECT).where(FieldReport.report_id.in_(chunk))
-        )
+        rows = await connection.execute(select(*ROW_SELECT).where(FieldReport.report_id.in_(chunk)))
         for row in rows.mappings():
             found[row["report_id"]] = FieldReportRow(**row)
     return found
@@ -139,7 +129,7 @@ async def store_report(
     if await _insert_new(connection, [candidate]):
         await schedule.mark_for_reconcile(connection, [report.dossier_code], at=now)
         return StoreResult("accepted", candidate)
-    stored = (await _stored_by_id(connection, [report.report_id]))[report.report_id]
+    stored = (await stored_by_id(connection, [report.report_id]))[report.report_id]
     differing = differing_fields(report, stored)
     return StoreResult("conflict" if differing else "duplicate", stored, differing)
 
@@ -187,7 +177,7 @@ async def import_register(
     candidates = [_stored_row(report, channel="csv", now=now) for report in first_of.values()]
     inserted = await _insert_new(connection, candidates)
     reference = {row.report_id: row for row in candidates if row.report_id in inserted}
-    reference |= await _stored_by_id(connection, set(first_of) - inserted)
+    reference |= await stored_by_id(connection, set(first_of) - inserted)
     await schedule.mark_for_reconcile(
         connection, {reference[report_id].dossier_code for report_id in inserted}, at=now
     )
@@ -221,181 +211,10 @@ async def reports_for(
     found: dict[str, list[FieldReportRow]] = {code: [] for code in codes}
     for chunk in _chunks(sorted(found)):
         rows = await connection.execute(
-            select(*_ROW_SELECT)
+            select(*ROW_SELECT)
             .where(FieldReport.dossier_code.in_(chunk))
             .order_by(FieldReport.dossier_code, FieldReport.occurred_at, FieldReport.report_id)
         )
         for row in rows.mappings():
             found[row["dossier_code"]].append(FieldReportRow(**row))
     return found
-
-
-# The desk's register page (contract §6): one scan, one report, at most one a day per dossier
-# and kind; the officer who recorded it may take it back for a while.
-
-
-@dataclass(frozen=True, slots=True)
-class DeskRecord:
-    outcome: DeskOutcome
-    entry: RegisterEntryRead  # the new report, or the one already recorded that day
-
-
-@dataclass(frozen=True, slots=True)
-class Withdrawal:
-    outcome: WithdrawOutcome
-    report: FieldReportRow | None
-
-
-def vietnam_day(moment: datetime) -> tuple[datetime, datetime]:
-    """The Vietnam calendar day holding ``moment``, as a half-open UTC interval."""
-    day = moment.astimezone(VN_TZ).date()
-    start = datetime.combine(day, time(), tzinfo=VN_TZ)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-
-def desk_report_id(*, unit_code: str, dossier_code: str, kind: str, day: date) -> str:
-    """The deterministic ``report_id`` of a scan at the desk: one per unit, dossier, kind and
-    Vietnam day, so a double submit (or two tabs) stores one report."""
-    canonical = "\x1f".join((unit_code, dossier_code, kind, day.isoformat()))
-    return "web-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
-
-def withdrawable(
-    entry: RegisterEntryRead | FieldReportRow, *, officer: str, unit_code: str, now: datetime
-) -> bool:
-    """Only the officer who recorded a report, at the desk of its unit, may withdraw it, within
-    the window (pure): an officer moved to another unit, or named on a report of another desk,
-    may not."""
-    return (
-        entry.officer == officer
-        and entry.unit_code == unit_code
-        and now <= entry.received_at + DESK_WITHDRAWAL_WINDOW
-    )
-
-
-def _register_select() -> Select[Any]:
-    return (
-        select(
-            *_ROW_SELECT,
-            Dossier.code.is_not(None).label("known"),
-            Dossier.procedure_name,
-            Officer.full_name,
-        )
-        .select_from(FieldReport)
-        .outerjoin(Dossier, Dossier.code == FieldReport.dossier_code)
-        .outerjoin(Officer, Officer.account == FieldReport.officer)
-    )
-
-
-def _entry(row: Any) -> RegisterEntryRead:
-    return RegisterEntryRead(
-        report_id=row.report_id,
-        dossier_code=row.dossier_code,
-        kind=row.kind,
-        occurred_at=row.occurred_at,
-        received_at=row.received_at,
-        officer=row.officer,
-        officer_name=row.full_name or row.officer,
-        unit_code=row.unit_code,
-        channel=row.channel,
-        known=bool(row.known),
-        procedure_name=row.procedure_name,
-    )
-
-
-async def _entries(
-    connection: AsyncConnection, *conditions: ColumnElement[bool]
-) -> list[RegisterEntryRead]:
-    statement = _register_select().where(*conditions)
-    ordered = statement.order_by(FieldReport.occurred_at.desc(), FieldReport.report_id.desc())
-    return [_entry(row) for row in (await connection.execute(ordered)).all()]
-
-
-async def register_of_day(
-    connection: AsyncConnection, *, units: Collection[str], now: datetime
-) -> list[RegisterEntryRead]:
-    """The reports of ``units`` that happened on ``now``'s Vietnam day, newest first."""
-    if not units:
-        return []
-    start, end = vietnam_day(now)
-    return await _entries(
-        connection,
-        FieldReport.unit_code.in_(sorted(units)),
-        FieldReport.occurred_at >= start,
-        FieldReport.occurred_at < end,
-    )
-
-
-async def register_entry(connection: AsyncConnection, report_id: str) -> RegisterEntryRead | None:
-    """One report as a line of the register, or None when there is no such report."""
-    found = await _entries(connection, FieldReport.report_id == report_id)
-    return found[0] if found else None
-
-
-async def record_at_desk(
-    connection: AsyncConnection,
-    *,
-    dossier_code: str,
-    kind: ReportKind,
-    officer: str,
-    unit_code: str,
-    now: datetime,
-) -> DeskRecord:
-    """Record a scan at the desk, now; the same dossier and kind the same day (through any
-    channel) records nothing new and answers the report already there."""
-    start, end = vietnam_day(now)
-    earlier = await _entries(
-        connection,
-        FieldReport.unit_code == unit_code,
-        FieldReport.dossier_code == dossier_code,
-        FieldReport.kind == kind,
-        FieldReport.occurred_at >= start,
-        FieldReport.occurred_at < end,
-    )
-    if earlier:
-        return DeskRecord("already", earlier[-1])  # the first of the day
-    report = FieldReportCreate(
-        report_id=desk_report_id(
-            unit_code=unit_code,
-            dossier_code=dossier_code,
-            kind=kind,
-            day=now.astimezone(VN_TZ).date(),
-        ),
-        dossier_code=dossier_code,
-        kind=kind,
-        occurred_at=now,
-        officer=officer,
-        unit_code=unit_code,
-    )
-    stored = await store_report(connection, report, channel="web", now=now)
-    entry = await register_entry(connection, stored.stored.report_id)
-    assert entry is not None  # just stored, or stored by a concurrent submit of the same scan
-    return DeskRecord("recorded" if stored.outcome == "accepted" else "already", entry)
-
-
-async def withdraw_at_desk(
-    connection: AsyncConnection,
-    *,
-    report_id: str,
-    dossier_code: str,
-    officer: str,
-    unit_code: str,
-    now: datetime,
-) -> Withdrawal:
-    """Delete a report of ``dossier_code`` its author recorded less than
-    :data:`DESK_WITHDRAWAL_WINDOW` ago, and have the dossier judged again (what the report
-    opened then resolves by itself)."""
-    found = (await _stored_by_id(connection, [report_id])).get(report_id)
-    if found is None or found.dossier_code != dossier_code:
-        return Withdrawal("not_found", None)
-    if found.officer != officer or found.unit_code != unit_code:
-        return Withdrawal("not_author", found)
-    if not withdrawable(found, officer=officer, unit_code=unit_code, now=now):
-        return Withdrawal("too_late", found)
-    deleted = await connection.execute(
-        delete(FieldReport).where(FieldReport.report_id == report_id)
-    )
-    if not deleted.rowcount:  # withdrawn meanwhile by a concurrent request
-        return Withdrawal("not_found", None)
-    await schedule.mark_for_reconcile(connection, [found.dossier_code], at=now)
-    return Withdrawal("withdrawn", found)

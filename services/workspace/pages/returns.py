@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.reconciler import queries
-from services.reconciler.reports import service as reports_service
+from services.reconciler.reports import desk
 from services.reconciler.reports.csv_import import KINDS
 from services.reconciler.reports.schemas import RegisterEntryRead, dossier_code_problem
 from services.workspace.auth import OfficerWriting, directory_of, forbidden, require_roles
@@ -94,14 +94,14 @@ async def _render(
     now: datetime = request.app.state.clock()
     units = await _units(request, signed_in)
     async with unit_of_work(request.app.state.engine, "workspace_returns") as connection:
-        entries = await reports_service.register_of_day(connection, units=units, now=now)
+        entries = await desk.register_of_day(connection, units=units, now=now)
     context = {
         "notice": notice,
         "entries": entries,
         "withdrawable": {
             entry.report_id
             for entry in entries
-            if reports_service.withdrawable(
+            if desk.withdrawable(
                 entry, officer=officer.account, unit_code=officer.unit_code, now=now
             )
         },
@@ -134,7 +134,7 @@ async def _notice_of_query(
     officer's units), a code is shown only as checked; the query is never shown as text."""
     if ghi_nhan:
         async with unit_of_work(request.app.state.engine, "workspace_returns_notice") as conn:
-            entry = await reports_service.register_entry(conn, ghi_nhan[:128])
+            entry = await desk.register_entry(conn, ghi_nhan[:128])
         if entry is not None and entry.unit_code in units:
             return _recorded(entry, earlier=truoc)
     problem = None if loi is None else dossier_code_problem(loi.strip()[:SHOWN_CODE_LIMIT])
@@ -193,7 +193,7 @@ async def record(
     officer = signed_in.officer
     now = request.app.state.clock()
     async with unit_of_work(request.app.state.engine, "workspace_return") as connection:
-        done = await reports_service.record_at_desk(
+        done = await desk.record_at_desk(
             connection,
             dossier_code=code,
             kind=KINDS[loai],
@@ -227,7 +227,7 @@ async def withdraw(
         raise forbidden()
     now = request.app.state.clock()
     async with unit_of_work(request.app.state.engine, "workspace_return_withdraw") as connection:
-        done = await reports_service.withdraw_at_desk(
+        done = await desk.withdraw_at_desk(
             connection,
             report_id=report_id,
             dossier_code=dossier_code,

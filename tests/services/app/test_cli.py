@@ -56,3 +56,29 @@ def test_ingest_without_kafka_says_which_setting_is_missing(tmp_path: Path) -> N
     result = run(["ingest"], tmp_path)
     assert result.returncode == 2
     assert "DOISOAT_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_help_lists_every_command_in_vietnamese(tmp_path: Path) -> None:
+    shown = run(["--help"], tmp_path, COLUMNS="200")
+    assert shown.returncode == 0, shown.stderr
+    commands = {
+        line.split()[1]
+        for line in shown.stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 2 and not line.split()[1].startswith("-")
+    }
+    assert {
+        "migrate",
+        "run",
+        "api",
+        "ingest",
+        "reconciler",
+        "alerts",
+        "purge",
+        "rejudge",
+        "demo",
+        "sign-in-link",
+        "sign-out",
+        "import",
+        "keys",
+    } <= commands
+    assert "Đưa cơ sở dữ liệu lên phiên bản mới nhất" in shown.stdout

@@ -3,11 +3,13 @@ reconciler finds a rewrite from them (DATES_REWRITTEN, contract §4)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.event import listen, remove
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.service import store_events
@@ -89,3 +91,47 @@ async def test_both_orders_leave_the_same_marks(engine: AsyncEngine, database_ur
     await store_one_by_one(engine, envelopes())
     await store_one_by_one(engine, envelopes(other)[::-1])
     assert await marks(engine, other) == await marks(engine, CODE)
+
+
+def history(code: str, snapshots: int) -> list[dict[str, Any]]:
+    """``snapshots`` snapshots of one dossier, an hour apart, each promising the same date."""
+    return [
+        snapshot(
+            code,
+            event_id=f"h{n}-{code}",
+            emitted_at=BASE_TIME + timedelta(hours=n),
+            status=4,
+            NgayHenTra=format_thoi_diem(DUE),
+        )
+        for n in range(snapshots)
+    ]
+
+
+async def test_keeping_the_marks_costs_the_same_however_long_the_history(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """O(1) per snapshot: storing and judging one more snapshot issues the same statements
+    after 2 snapshots as after 60, and none of them reads the event log."""
+
+    async def statements_for_one_more(code: str, earlier: int) -> list[str]:
+        items = history(code, earlier + 1)
+        await store_one_by_one(engine, items[:-1])
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(" ".join(statement.split()))
+
+        listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await store_one_by_one(engine, items[-1:])
+            clock = BASE_TIME + timedelta(days=8)  # after the marks store_one_by_one sets
+            settings = ReconcilerSettings(database_url=database_url, _env_file=None)
+            await Reconciler(settings, engine, lambda: clock).drain()
+        finally:
+            remove(engine.sync_engine, "before_cursor_execute", record)
+        return seen
+
+    short = await statements_for_one_more(dossier_code(20), 2)
+    long = await statements_for_one_more(dossier_code(21), 60)
+    assert len(short) == len(long), (short, long)
+    assert not [s for s in long if re.search(r"\bFROM events\b", s, re.IGNORECASE)]

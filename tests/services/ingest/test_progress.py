@@ -73,3 +73,45 @@ async def test_without_kafka_nothing_waits(engine: AsyncEngine) -> None:
             connection, now=TEST_NOW, kafka_enabled=False, stale_after=STALE
         )
     assert delivered is not None and delivered > TEST_NOW + timedelta(days=365 * 100)
+
+
+async def test_several_consumers_and_a_rebalance_make_one_watermark(engine: AsyncEngine) -> None:
+    async def report_as(consumer: str, *reports: PartitionReport, now: datetime) -> None:
+        async with unit_of_work(engine, "test") as connection:
+            await report_partitions(connection, reports, consumer=consumer, now=now)
+
+    behind = TEST_NOW - timedelta(hours=3)
+    await report_as(
+        "ingest-a",
+        PartitionReport(TOPIC, 0, 50, 50, None),
+        PartitionReport(TOPIC, 1, 7, 90, behind),
+        now=TEST_NOW,
+    )
+    await report_as(
+        "ingest-b",
+        PartitionReport(TOPIC, 2, 40, 40, None),
+        PartitionReport(TOPIC, 3, 10, 10, None),
+        now=TEST_NOW,
+    )
+    assert await watermark(engine) == behind  # one member's lagging partition holds everyone
+
+    # A rebalance moves partition 1 to the second consumer, which reads it through.
+    later = TEST_NOW + timedelta(minutes=1)
+    await report_as(
+        "ingest-b",
+        PartitionReport(TOPIC, 1, 90, 90, TEST_NOW),
+        PartitionReport(TOPIC, 2, 40, 40, None),
+        PartitionReport(TOPIC, 3, 10, 10, None),
+        now=later,
+    )
+    await report_as("ingest-a", PartitionReport(TOPIC, 0, 50, 50, None), now=later)
+    assert await watermark(engine, later) == later
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(IngestPartition.partition, IngestPartition.consumer))
+        holders = {partition: consumer for partition, consumer in rows.all()}
+    assert holders == {0: "ingest-a", 1: "ingest-b", 2: "ingest-b", 3: "ingest-b"}
+
+    # The second consumer dies: the first goes on, but three partitions are reported by nobody.
+    gone = later + STALE + timedelta(seconds=1)
+    await report_as("ingest-a", PartitionReport(TOPIC, 0, 50, 50, None), now=gone)
+    assert await watermark(engine, gone) is None

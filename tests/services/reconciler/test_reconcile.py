@@ -17,10 +17,11 @@ from services.reconciler import schedule, service
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
 from services.reconciler.worker import Reconciler
+from shared.calendar import WorkingCalendar
 from shared.db import unit_of_work
 from shared.events import DossierEvent, parse_envelope
 from shared.models import Discrepancy, DiscrepancyHistory, FieldReport, ReconcileSchedule
-from tests.factories import BASE_TIME, dossier_code, snapshot
+from tests.factories import BASE_TIME, default_rule_settings, dossier_code, snapshot
 
 CODE = dossier_code(5)
 RETURNED_AT = BASE_TIME + timedelta(days=2, hours=2)  # a Wednesday, 10:00 local
@@ -137,6 +138,47 @@ async def test_system_catching_up_to_returned_resolves_it_with_a_reason(
     assert found.resolved_at == clock.moment
     assert "10 (Đã trả kết quả)" in found.resolution
     assert await history(engine, found.id) == ["opened", "resolved"]
+
+
+async def test_resolving_never_waits_for_the_ingest_watermark(
+    engine: AsyncEngine, reconciler: Reconciler, clock: MutableClock
+) -> None:
+    calendar = WorkingCalendar()
+    settings = default_rule_settings(calendar)
+
+    async def judge_with_the_watermark_unknown() -> None:
+        async with unit_of_work(engine, "test") as connection:
+            await service.reconcile(
+                connection,
+                [CODE],
+                now=clock(),
+                calendar=calendar,
+                settings=settings,
+                delivered_until=None,
+            )
+
+    await ingest(engine, clock, snapshot(CODE, event_id="s1", emitted_at=BASE_TIME, status=4))
+    await desk_report(engine, clock)
+    clock.moment = RETURNED_AT + timedelta(hours=3)
+    await reconciler.drain()
+    await judge_with_the_watermark_unknown()  # the finding is held: what is open stays open
+    [found] = await discrepancies(engine)
+    assert (found.kind, found.status) == ("RETURNED_BUT_OPEN", "open")
+    clock.moment += timedelta(minutes=5)
+    await ingest(
+        engine,
+        clock,
+        snapshot(
+            CODE,
+            event_id="s2",
+            emitted_at=clock.moment,
+            status=10,
+            NgayTra=RETURNED_AT.strftime("%Y%m%d%H%M%S"),
+        ),
+    )
+    await judge_with_the_watermark_unknown()
+    [found] = await discrepancies(engine)
+    assert (found.status, found.resolved_at) == ("resolved", clock.moment)
 
 
 async def test_severity_change_updates_the_same_discrepancy_in_place(

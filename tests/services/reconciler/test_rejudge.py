@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import pty
 import subprocess
 import sys
 from datetime import date, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.service import store_events
-from services.reconciler import rejudge
+from services.reconciler import rejudge, worker
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.worker import Reconciler
 from shared.db import create_engine, unit_of_work
@@ -27,6 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 NOW = BASE_TIME + timedelta(days=2)
 DOSSIERS = 12
 IN_MEMORY = "sqlite+aiosqlite:///:memory:"
+CLI = (sys.executable, "-m", "services.app.cli")
 
 
 def settings(
@@ -51,6 +55,15 @@ def test_every_judging_setting_changes_the_fingerprint(change: dict[str, Any]) -
     assert rejudge.judging_fingerprint(settings(**change)) != rejudge.judging_fingerprint(
         settings()
     )
+
+
+def test_new_holiday_data_changes_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = rejudge.judging_fingerprint(settings())
+    installed = version("holidays")
+    monkeypatch.setattr(
+        rejudge, "version", lambda name: f"{installed}.post1" if name == "holidays" else name
+    )
+    assert rejudge.judging_fingerprint(settings()) != before
 
 
 @pytest.mark.parametrize(
@@ -113,6 +126,27 @@ async def test_a_reconciler_starting_with_other_settings_judges_everything_once(
     assert opened == DOSSIERS  # judged twice, opened once each
 
 
+async def test_a_long_re_judgement_logs_its_progress(
+    engine: AsyncEngine,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await seed(engine)
+    monkeypatch.setattr(worker, "PROGRESS_EVERY_SECONDS", 0)
+    configured = settings(database_url, reconcile_chunk_size=5)
+    with caplog.at_level(logging.INFO, logger="doisoat.reconciler"):
+        assert await start_with(engine, configured) == (DOSSIERS, DOSSIERS)
+    progress = [
+        (record.judged, record.remaining)  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.getMessage() == "reconciling"
+    ]
+    assert progress == [(5, DOSSIERS - 5), (10, DOSSIERS - 10), (DOSSIERS, 0)]
+    [done] = [record for record in caplog.records if record.getMessage() == "reconciled"]
+    assert done.dossiers == DOSSIERS  # type: ignore[attr-defined]
+
+
 async def test_reconcilers_starting_together_mark_everything_only_once(
     pg_engine: AsyncEngine, pg_database_url: str
 ) -> None:
@@ -133,7 +167,8 @@ async def test_reconcilers_starting_together_mark_everything_only_once(
     assert await marks(pg_engine) == DOSSIERS
 
 
-def test_doisoat_rejudge_judges_everything_and_sums_up(tmp_path: Path) -> None:
+def cli_database(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``doisoat`` command on a fresh, migrated and seeded SQLite file."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'doisoat.db'}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DOISOAT_")}
     env = {
@@ -141,19 +176,7 @@ def test_doisoat_rejudge_judges_everything_and_sums_up(tmp_path: Path) -> None:
         "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
         "DOISOAT_DATABASE_URL": url,
     }
-
-    def doisoat(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.app.cli", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    assert doisoat("migrate").returncode == 0
+    subprocess.run([*CLI, "migrate"], cwd=REPO, env=env, capture_output=True, check=True)
 
     async def seeded() -> None:
         engine = create_engine(url)
@@ -163,6 +186,23 @@ def test_doisoat_rejudge_judges_everything_and_sums_up(tmp_path: Path) -> None:
             await engine.dispose()
 
     asyncio.run(seeded())
+    return env
+
+
+def test_doisoat_rejudge_judges_everything_and_sums_up(tmp_path: Path) -> None:
+    env = cli_database(tmp_path)
+
+    def doisoat(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     done = doisoat("rejudge")
     assert done.returncode == 0, done.stderr
     assert f"Đối soát lại {DOSSIERS} hồ sơ" in done.stderr
@@ -170,3 +210,29 @@ def test_doisoat_rejudge_judges_everything_and_sums_up(tmp_path: Path) -> None:
     assert f"Xong: đã đối soát {DOSSIERS} hồ sơ; mở {2 * DOSSIERS} sai lệch" in done.stdout
     again = doisoat("rejudge")
     assert f"Xong: đã đối soát {DOSSIERS} hồ sơ; mở 0 sai lệch" in again.stdout
+
+
+def test_doisoat_rejudge_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    env = cli_database(tmp_path)
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*CLI, "rejudge"], cwd=REPO, env=env, stdout=terminal, stderr=subprocess.DEVNULL
+        )
+        os.close(terminal)
+        shown = bytearray()
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(controller)
+    text = shown.decode("utf-8", errors="replace")
+    assert "Đang đối soát" in text
+    assert "100%" in text
+    assert f"Xong: đã đối soát {DOSSIERS} hồ sơ" in text

@@ -109,6 +109,18 @@ def test_supplement_and_apology_both_are_no_rewrite() -> None:
         assert verdict(*order) is None
 
 
+def test_several_supplements_and_apologies_in_any_order_are_no_rewrite() -> None:
+    snapshots = (
+        seen(vn(3, 9), vn(10)),
+        seen(vn(4, 9), vn(11), source=vn(4, 8)),  # a first supplement request
+        seen(vn(7, 9), vn(13), source=vn(7, 8)),  # a second one
+        seen(vn(14, 9), vn(17), source=vn(14, 8)),  # an apology
+        seen(vn(18, 9), vn(21), source=vn(18, 8)),  # and another
+    )
+    for order in itertools.permutations(snapshots):
+        assert verdict(*order) is None
+
+
 def test_an_apologys_new_date_edited_later_is_a_rewrite() -> None:
     apology = seen(vn(11, 9), vn(14), source=vn(11, 8))
     edited = seen(vn(16, 9), vn(20), source=vn(11, 8))  # the same entry, a later date

@@ -90,6 +90,11 @@ def facts(status: int) -> DossierFacts:
     return DossierFacts(CODE, status, None, None, None, DESK_AT - timedelta(days=1))
 
 
+def returned_later() -> DossierFacts:
+    """Returned on the system six hours after the desk's moment: a TIME_MISMATCH once judged."""
+    return DossierFacts(CODE, 10, None, None, DESK_AT + timedelta(hours=6), DESK_AT)
+
+
 def desk() -> DeskReport:
     return DeskReport("r1", "returned", DESK_AT, "desk.an")
 
@@ -114,8 +119,9 @@ def judge(dossier: DossierFacts | None, delivered_until: datetime | None) -> rul
         (facts(4), Kind.RETURNED_BUT_OPEN),
         (None, Kind.NOT_IN_SYSTEM),
         (facts(8), Kind.STATUS_CONFLICT),
+        (returned_later(), Kind.TIME_MISMATCH),
     ],
-    ids=["returned-but-open", "not-in-system", "status-conflict"],
+    ids=["returned-but-open", "not-in-system", "status-conflict", "time-mismatch"],
 )
 def test_a_desk_report_waits_until_the_stream_passed_its_grace(
     dossier: DossierFacts | None, kind: Kind, delivered_until: datetime | None

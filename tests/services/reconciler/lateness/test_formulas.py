@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from services.reconciler.lateness.formulas import StepFacts, lateness
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ
@@ -60,11 +62,12 @@ def test_public_holidays_are_no_ones_overrun() -> None:
     assert found.overrun_working_hours == 2.0  # Tuesday 16–17, Monday 07–08
 
 
-def test_waiting_on_the_applicant_is_no_ones_overrun() -> None:
+@pytest.mark.parametrize("waiting", [5, 6], ids=["supplement", "financial-obligation"])
+def test_waiting_on_the_applicant_is_no_ones_overrun(waiting: int) -> None:
     found = lateness(
         [
             step("an", vn(3, 5, 8), allowed=vn(3, 5, 9)),
-            step("an", vn(3, 5, 10), status=5),  # supplement requested: waits until Thursday
+            step("an", vn(3, 5, 10), status=waiting),  # the applicant's turn until Thursday
             step("binh", vn(3, 6, 10), allowed=vn(3, 6, 11)),
         ],
         due_at=vn(3, 6, 12),

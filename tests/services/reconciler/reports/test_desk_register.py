@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest.service import store_events
 from services.reconciler.directory.schemas import OfficerUpdate
 from services.reconciler.directory.service import put_officer
-from services.reconciler.reports import service
+from services.reconciler.reports import desk, service
 from services.reconciler.reports.schemas import FieldReportCreate, dossier_code_problem
 from shared.clock import VN_TZ
 from shared.db import unit_of_work
@@ -61,9 +61,9 @@ async def scan(
     officer: str = DESK,
     unit: str = UNIT,
     now: datetime = NOW,
-) -> service.DeskRecord:
+) -> desk.DeskRecord:
     async with unit_of_work(engine, "test") as connection:
-        return await service.record_at_desk(
+        return await desk.record_at_desk(
             connection,
             dossier_code=code,
             kind=kind,  # type: ignore[arg-type]
@@ -81,9 +81,9 @@ async def withdraw(
     officer: str = DESK,
     unit: str = UNIT,
     now: datetime = NOW,
-) -> service.Withdrawal:
+) -> desk.Withdrawal:
     async with unit_of_work(engine, "test") as connection:
-        return await service.withdraw_at_desk(
+        return await desk.withdraw_at_desk(
             connection,
             report_id=report_id,
             dossier_code=code,
@@ -100,7 +100,7 @@ async def clear_schedule(engine: AsyncEngine) -> None:
 
 async def day(engine: AsyncEngine, *, units: set[str], now: datetime = NOW) -> list[str]:
     async with engine.connect() as connection:
-        entries = await service.register_of_day(connection, units=units, now=now)
+        entries = await desk.register_of_day(connection, units=units, now=now)
     return [entry.dossier_code for entry in entries]
 
 
@@ -190,7 +190,7 @@ async def test_the_day_is_the_units_vietnam_day_newest_first_unknown_dossiers_ma
     assert len(await day(engine, units={UNIT, OTHER_UNIT})) == 4
     assert await day(engine, units=set()) == []
     async with engine.connect() as connection:
-        entries = await service.register_of_day(connection, units={UNIT}, now=NOW)
+        entries = await desk.register_of_day(connection, units={UNIT}, now=NOW)
     known = {entry.dossier_code: (entry.known, entry.procedure_name) for entry in entries}
     assert known[KNOWN] == (True, "Đăng ký biến động quyền sử dụng đất")
     assert known[UNKNOWN] == (False, None)
@@ -211,7 +211,7 @@ async def test_only_the_author_may_withdraw_within_thirty_minutes(engine: AsyncE
     assert len(await stored_reports(engine)) == 2
     assert await schedule(engine) == {}
 
-    at_the_limit = NOW + service.DESK_WITHDRAWAL_WINDOW
+    at_the_limit = NOW + desk.DESK_WITHDRAWAL_WINDOW
     done = await withdraw(engine, report_id, code=UNKNOWN, now=at_the_limit)
 
     assert done.outcome == "withdrawn"
@@ -237,7 +237,7 @@ def test_withdrawable_is_the_authors_for_thirty_minutes() -> None:
     )
 
     def may(officer: str, unit: str, now: datetime) -> bool:
-        return service.withdrawable(row, officer=officer, unit_code=unit, now=now)
+        return desk.withdrawable(row, officer=officer, unit_code=unit, now=now)
 
     assert may(DESK, UNIT, NOW + timedelta(minutes=30))
     assert not may(DESK, UNIT, NOW + timedelta(minutes=30, seconds=1))
@@ -248,11 +248,11 @@ def test_withdrawable_is_the_authors_for_thirty_minutes() -> None:
 def test_the_desk_report_id_is_one_per_unit_dossier_kind_and_day() -> None:
     key = {"unit_code": UNIT, "dossier_code": KNOWN, "kind": "returned"}
     today = NOW.date()
-    assert service.desk_report_id(**key, day=today) == service.desk_report_id(**key, day=today)
-    assert service.desk_report_id(**key, day=today) != service.desk_report_id(
+    assert desk.desk_report_id(**key, day=today) == desk.desk_report_id(**key, day=today)
+    assert desk.desk_report_id(**key, day=today) != desk.desk_report_id(
         **key, day=today + timedelta(days=1)
     )
-    assert len(service.desk_report_id(**key, day=today)) <= 128
+    assert len(desk.desk_report_id(**key, day=today)) <= 128
 
 
 @pytest.mark.parametrize(
