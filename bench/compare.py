@@ -52,10 +52,10 @@ INGEST_ROWS: Rows = (
     ("  start-up (spawn → first commit)", "startup_s", "s", ""),
     ("  steady state", "steady_events_per_s", "events/s", ""),
     ("COPY of the same rows", "copy_events_per_s", "events/s", ""),
-    ("ours / COPY's rate", "share_of_copy_rate", "", ""),
+    ("ours / COPY's rate", "share_of_copy_rate", "%", ""),
     ("CPU per event, ingest (steady)", "ingest_us_per_event", "µs", ""),
     ("CPU per event, PostgreSQL (steady)", "postgres_us_per_event", "µs", ""),
-    ("machine busy over the run", "machine_busy", "", ""),
+    ("machine busy over the run", "machine_busy", "%", ""),
     ("peak RSS of doisoat ingest", "peak_rss_mib", "MiB", ""),
     ("rows as expected", "rows_as_expected", "", ""),
     ("load average at start", "load_at_start", "", ""),
@@ -145,7 +145,7 @@ def _shown(value: Any, unit: str) -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "NO"
-    if isinstance(value, float) and not unit and value <= 1:
+    if unit == "%" and isinstance(value, float):
         return f"{value:.1%}"  # a share: of COPY's rate, of the machine's CPUs
     if isinstance(value, float):
         digits = 2 if unit == "s" and value < 20 else 0 if unit == "ms" and value >= 100 else 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.date_marks import DateMarks, SnapshotDates, merge_all
@@ -18,6 +19,19 @@ from shared.db import among, insert_for
 from shared.models import DossierDateMarks
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
+# PostgreSQL: the merged marks of a whole batch as one JSON document (orjson, in C), unrolled
+# by the database, instead of an executemany whose nine timestamps a row asyncpg encodes one
+# at a time (with each merged mark built once: 12 µs of ingest CPU an event, bench/README.md).
+_UPSERT_ALL = text(
+    f"""
+    INSERT INTO dossier_date_marks (dossier_code, {", ".join(COLUMNS)})
+    SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(
+        dossier_code text, {", ".join(f"{name} timestamptz" for name in COLUMNS)}
+    )
+    ON CONFLICT (dossier_code) DO UPDATE SET
+        {", ".join(f"{name} = excluded.{name}" for name in COLUMNS)}
+    """
+)
 
 
 async def record(
@@ -36,13 +50,13 @@ async def record(
         row.dossier_code: DateMarks(**{name: getattr(row, name) for name in COLUMNS})
         for row in await connection.execute(statement)
     }
-    rows = [
-        {
-            "dossier_code": code,
-            **dataclasses.asdict(merge_all(held.get(code, DateMarks()), snapshots[code])),
-        }
-        for code in codes
-    ]
+    rows = []
+    for code in codes:
+        merged = merge_all(held.get(code, DateMarks()), snapshots[code])
+        rows.append({"dossier_code": code, **{name: getattr(merged, name) for name in COLUMNS}})
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_UPSERT_ALL, {"rows": orjson.dumps(rows).decode()})
+        return
     upsert = insert_for(connection, DossierDateMarks)
     await connection.execute(
         upsert.on_conflict_do_update(
