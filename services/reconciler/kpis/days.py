@@ -1,7 +1,9 @@
-"""The ``from``/``to`` days of the period reports (``/api/v1/kpis``, ``/api/v1/lateness``).
+"""What the period reports (``/api/v1/kpis``, ``/api/v1/lateness``) read of a request alike:
+the ``from``/``to`` days and the ``unit`` within the key's.
 
 One reading for every report, so that ``?from=2024-10-1`` is refused with the same words
-everywhere and both answer for the same period when the dates are left out (this month so far).
+everywhere, both answer for the same period when the dates are left out (this month so far),
+and a unit outside the key is refused the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from typing import Annotated
 
 from fastapi import HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis.formulas import Period, PeriodError, check_period
+from services.reconciler.kpis.service import Scope
+from shared.auth import Principal
 from shared.clock import VN_TZ
+from shared.directory import Directory, load_directory
 from shared.events import EARLIEST_YEAR, LATEST_YEAR
+from shared.web.deps import forbidden_unit
 from shared.web.openapi import documented_as
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -72,3 +79,16 @@ def asked_period(from_day: str | None, to_day: str | None, *, now: datetime) -> 
     except PeriodError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     return Period(first_day, last_day, as_of=now)
+
+
+async def asked_scope(
+    connection: AsyncConnection, principal: Principal, unit: str | None
+) -> tuple[Scope, Directory]:
+    """The units a report covers: ``unit`` (blank: every unit of the key; admin: all) and what
+    it replaced; 403 for a unit outside the key."""
+    unit = unit.strip() if unit and unit.strip() else None
+    directory = await load_directory(connection)
+    if unit is not None and not principal.may_act_for(unit, directory):
+        raise forbidden_unit(unit)
+    key_units = None if principal.is_admin else principal.units
+    return Scope.of(directory, unit=unit, key_units=key_units), directory

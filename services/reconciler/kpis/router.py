@@ -13,14 +13,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from services.reconciler.kpis import service
-from services.reconciler.kpis.days import Day, PeriodRead, asked_period
+from services.reconciler.kpis.days import Day, PeriodRead, asked_period, asked_scope
 from services.reconciler.kpis.formulas import MAX_PERIOD_DAYS
 from shared.auth import Principal
 from shared.db import unit_of_work
-from shared.directory import load_directory
 from shared.events import EARLIEST_YEAR, LATEST_YEAR
 from shared.vocabulary import KPI_TARGETS
-from shared.web.deps import ClockDep, EngineDep, forbidden_unit, require_role
+from shared.web.deps import ClockDep, EngineDep, require_role
 from shared.web.openapi import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
@@ -103,14 +102,8 @@ async def read_kpis(
     """
     now = clock()
     period = asked_period(from_day, to_day, now=now)
-    unit = unit.strip() if unit and unit.strip() else None
     async with unit_of_work(engine, "read_kpis") as connection:
-        directory = await load_directory(connection)
-        if unit is not None and not principal.may_act_for(unit, directory):
-            raise forbidden_unit(unit)
-        scope = service.Scope.of(
-            directory, unit=unit, key_units=None if principal.is_admin else principal.units
-        )
+        scope, _ = await asked_scope(connection, principal, unit)
         items = await service.unit_kpis(connection, scope=scope, period=period, forecast=True)
     return KpiPage(
         items=[KpiItemRead(**item) for item in items],

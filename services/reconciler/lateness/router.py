@@ -12,15 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from services.reconciler.kpis import service as kpi_service
-from services.reconciler.kpis.days import Day, PeriodRead, asked_period
+from services.reconciler.kpis.days import Day, PeriodRead, asked_period, asked_scope
 from services.reconciler.kpis.formulas import MAX_PERIOD_DAYS
 from services.reconciler.lateness import service
 from shared.auth import Principal
 from shared.db import unit_of_work
-from shared.directory import load_directory
 from shared.events import EARLIEST_YEAR, LATEST_YEAR
-from shared.web.deps import CalendarDep, ClockDep, EngineDep, forbidden_unit, require_role
+from shared.web.deps import CalendarDep, ClockDep, EngineDep, require_role
 from shared.web.openapi import documented_as, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["lateness"])
@@ -114,14 +112,8 @@ async def read_lateness(
     grouping = _grouping(group_by)
     now = clock()
     period = asked_period(from_day, to_day, now=now)
-    unit = unit.strip() if unit and unit.strip() else None
     async with unit_of_work(engine, "read_lateness") as connection:
-        directory = await load_directory(connection)
-        if unit is not None and not principal.may_act_for(unit, directory):
-            raise forbidden_unit(unit)
-        scope = kpi_service.Scope.of(
-            directory, unit=unit, key_units=None if principal.is_admin else principal.units
-        )
+        scope, directory = await asked_scope(connection, principal, unit)
         report = await service.lateness_by(
             connection,
             period=period,
