@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from services.ingest.marks import COLUMNS as DATE_MARK_COLUMNS
 from shared.dvcqg import format_thoi_diem
 
 Row = tuple[Any, ...]
@@ -52,18 +53,7 @@ REPORT_COLUMNS = (
     "channel",
     "received_at",
 )
-MARK_COLUMNS = (
-    "dossier_code",
-    "base_due_at",
-    "base_seen_at",
-    "source_at",
-    "source_due_at",
-    "source_seen_at",
-    "finished_max",
-    "finished_seen_at",
-    "returned_max",
-    "returned_seen_at",
-)
+MARK_COLUMNS = ("dossier_code", *DATE_MARK_COLUMNS)  # the marks ingest keeps
 EVENT_COLUMNS = ("event_id", "type", "source", "emitted_at", "dossier_code", "data", "ingested_at")
 STEP_COLUMNS = (
     "event_id",
