@@ -52,11 +52,14 @@ from services.alerts.service import notifications_of_dossier
 from services.app.demo.catalogue import BUSINESS_AND_BUILDING as BUSINESS
 from services.app.demo.catalogue import COMMUNE, FAMILY, GIVEN, LAND, MIDDLE, Procedure
 from services.reconciler import queries
+from services.reconciler.config import ReconcilerSettings
 from services.reconciler.dossiers.service import story_of
-from services.reconciler.kpis import review
-from services.reconciler.kpis.formulas import IsoWeek
+from services.reconciler.kpis import review, stored
+from services.reconciler.kpis.formulas import IsoWeek, month_so_far
 from services.reconciler.kpis.service import Scope
 from services.workspace import sessions
+from services.workspace.config import WorkspaceSettings
+from services.workspace.pages import board_lateness as lateness
 from shared.clock import VN_TZ, system_clock
 from shared.db import create_engine, unit_of_work
 from shared.directory import Directory, load_directory
@@ -108,8 +111,8 @@ COLUMNS: dict[str, list[str]] = {
         "events": "event_id type source emitted_at dossier_code data ingested_at",
         "progress_steps": "event_id dossier_code step_at emitted_at officer status title "
         "department content started_at deadline_at",
-        "discrepancies": "id dossier_code kind severity status unit_code responsible reporter "
-        "since opened_at acknowledged_at acknowledged_by resolved_at resolution details "
+        "discrepancies": "id dossier_code kind severity status unit_code field_name responsible "
+        "reporter since opened_at acknowledged_at acknowledged_by resolved_at resolution details "
         "updated_at",
         "discrepancy_history": "discrepancy_id at action actor severity note",
         "notifications": "discrepancy_id purpose severity recipient channel address unit_code "
@@ -295,12 +298,14 @@ class Seeder:
             self.report(f"m{number}", code, unit, "returned", moment)
             since = moment + GRACE
         if kind is not None:
-            self.discrepancy(unit, (code, handler), kind, (since, None))
+            self.discrepancy(unit, (code, handler), procedure.field, kind, (since, None))
         for _ in range(self.resolved_of[number] + 3 * (number in self.rich)):
             opened = received + (min(now, received + 20 * DAY) - received) * rng.random()
             resolved = min(now, opened + timedelta(hours=1 + 240 * rng.random()))
             resolved_kind = RESOLVED_KINDS[rng.randrange(len(RESOLVED_KINDS))]
-            self.discrepancy(unit, (code, handler), resolved_kind, (opened, resolved))
+            self.discrepancy(
+                unit, (code, handler), procedure.field, resolved_kind, (opened, resolved)
+            )
 
     def report(self, ident: str, code: str, unit: UnitPlan, kind: str, at: datetime) -> None:
         moment = at.replace(second=0, microsecond=0)
@@ -341,8 +346,11 @@ class Seeder:
             self.rich_codes.append(code)
             self.report(f"w{code}", code, unit, "withdrawn", received + span / 3)
 
-    def discrepancy(self, unit: UnitPlan, holder: Holder, kind: str, when: When) -> None:
-        """One discrepancy, its history and the notifications it caused."""
+    def discrepancy(
+        self, unit: UnitPlan, holder: Holder, field_name: str, kind: str, when: When
+    ) -> None:
+        """One discrepancy (keeping its dossier's field, as the reconciler does), its history
+        and the notifications it caused."""
         rng, now, (code, responsible), (since, resolved) = self.rng, self.now, holder, when
         ident, self.next_id = self.next_id, self.next_id + 1
         severity = SEVERITY[kind]
@@ -361,7 +369,8 @@ class Seeder:
         reporter = unit.desk if kind in ("RETURNED_BUT_OPEN", "NOT_IN_SYSTEM") else None
         self.rows["discrepancies"].append(
             (
-                *(ident, code, kind, severity, status, unit.code, responsible, reporter, since),
+                *(ident, code, kind, severity, status, unit.code, field_name, responsible),
+                *(reporter, since),
                 *(opened, acknowledged, responsible if acknowledged else None, resolved),
                 *(resolution, details, resolved or acknowledged or opened),
             )
@@ -519,6 +528,19 @@ async def diagnose(engine: AsyncEngine, probe: Probe, report: Report) -> None:
 # ------------------------------------------------------------------------------ the run
 
 
+async def store_past_weeks(engine: AsyncEngine) -> str:
+    """Store the past weeks' KPI counts as the running reconciler does every few minutes."""
+    started = time.perf_counter()
+    async with unit_of_work(engine, "bench_kpi_weeks") as connection:
+        directory = await load_directory(connection)
+        rows = await stored.refresh(connection, directory=directory, now=system_clock())
+    every = ReconcilerSettings().kpi_weeks_refresh_minutes
+    return (
+        f"the 12 past weeks' KPI counts stored, as the reconciler does every {every:g} min: "
+        f"{rows:,} (week, unit) rows in {time.perf_counter() - started:.2f} s"
+    )
+
+
 def probes(seeded: Seeder, directory: Directory, now: datetime) -> list[Probe]:
     """What is timed; each probe's ``work`` is the page's reads for the diagnosis."""
     week = IsoWeek.containing(now.astimezone(VN_TZ).date())
@@ -537,7 +559,22 @@ def probes(seeded: Seeder, directory: Directory, now: datetime) -> list[Probe]:
         scope = Scope.of(directory, unit=unit, key_units={unit})
 
         async def work(connection: AsyncConnection) -> None:
-            await review.week_kpis(connection, scope=scope, week=week, now=now)
+            month = month_so_far(now)
+            await review.week_kpis(
+                connection,
+                scope=scope,
+                week=week,
+                now=now,
+                forecast=month,
+                stored_max_age=WorkspaceSettings().board_stored_weeks_max_age,
+            )
+            await lateness.accountability(
+                connection,
+                scope=scope,
+                week=week,
+                now=now,
+                calendar=ReconcilerSettings().calendar(),
+            )
             at = review.outstanding_at(week, now)
             await review.review_lists(connection, scope=scope, at=at, limit=100)
 
@@ -588,6 +625,7 @@ async def run(args: argparse.Namespace, db_url: str, report: Report) -> None:
         )
         seeded = await seed(db_url, engine, args)
         report.add(f"seeded in {seeded.seconds:.0f} s: " + counts_text(seeded.counts.items()))
+        report.add(await store_past_weeks(engine))
         largest = seeded.units[0]
         report.add(
             f"measured: a handler and the leader of the largest unit, {largest.code} "

@@ -69,6 +69,11 @@ class Directory:
             code = successor
         return code
 
+    def answering_units(self) -> dict[str, str]:
+        """Each code another unit answers for today (merged or renamed), with that unit."""
+        found = {code: self.answering_unit(code) for code in self.replacements}
+        return {code: unit for code, unit in found.items() if unit is not None and unit != code}
+
     def reachable(self, code: str) -> set[str]:
         """``code`` and every unit above it through parents and replacements."""
         found: set[str] = set()

@@ -120,6 +120,15 @@ RECONCILE_LAST_SWEEP = Gauge(
     "doisoat_reconcile_last_sweep_timestamp_seconds",
     "Unix time at which the last sweep completed.",
 )
+KPI_WEEKS_COUNTED = Gauge(
+    "doisoat_kpi_weeks_counted_timestamp_seconds",
+    "Unix time at which the past weeks' KPI counts the leaders' board reads were last stored.",
+)
+KPI_WEEKS_REFRESH_SECONDS = Histogram(
+    "doisoat_kpi_weeks_refresh_seconds",
+    "Time to count and store the past weeks' KPI counts.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 REPORT_TO_DISCREPANCY_SECONDS = Histogram(
     "doisoat_report_to_discrepancy_seconds",
     "Time from a field report being recorded to the discrepancy it caused being opened.",

@@ -227,7 +227,7 @@ def _forecast(
                 "on_time_pct_best": found.on_time_pct_best,
                 "on_time_pct_worst": found.on_time_pct_worst,
                 "outlook": found.outlook,
-                "undecided": len(found.undecided),
+                "undecided": found.undecided,
                 "deciding_count": len(found.deciding),
                 "deciding": [
                     {

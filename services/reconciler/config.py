@@ -18,6 +18,8 @@ class ReconcilerSettings(BaseDoisoatSettings):
     stall_working_days: float = Field(default=3, gt=0)
     reconcile_poll_seconds: float = Field(default=1.0, gt=0)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # How often the past weeks' KPI counts the leaders' board reads are counted again.
+    kpi_weeks_refresh_minutes: float = Field(default=5, gt=0)
     reconcile_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     personal_data_retention_months: int | None = Field(default=None, ge=1)  # None: never purge
     # A partition no consumer reported for this long makes the ingest watermark unknown.

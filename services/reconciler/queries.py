@@ -145,13 +145,14 @@ async def badge_counts(
 ) -> Badges:
     """One query: due soon, overdue and unacknowledged discrepancies in a scope.
 
-    ``responsible`` (a handler) counts what they hold; else ``units`` (None: every unit).
+    ``units`` (None: every unit) and, for a handler, ``responsible``: what they hold there —
+    the inbox the badges lead to lists no other unit's discrepancy, even one naming them.
     """
     unresolved = Discrepancy.status != literal_column("'resolved'")
     conditions: list[ColumnElement[bool]] = [unresolved]
     if responsible is not None:
         conditions.append(Discrepancy.responsible == responsible)
-    elif units is not None:
+    if units is not None:
         conditions.append(Discrepancy.unit_code.in_(sorted(units)))
     row = (
         await connection.execute(
@@ -196,7 +197,7 @@ class InboxFilter:
 class InboxPage:
     """One page of an inbox and how many discrepancies each status tab holds."""
 
-    rows: list[Any]  # discrepancy columns + procedure_name, field_name, holder_name
+    rows: list[Any]  # discrepancy columns (field_name among them) + procedure_name, holder_name
     counts: Mapping[str, int]  # status → how many match the filter
     total: int  # in the status listed
     at_least: frozenset[str] = frozenset()  # statuses whose count was capped (shown "10.000+")
@@ -209,11 +210,7 @@ def _inbox_conditions(where: InboxFilter) -> list[ColumnElement[bool]]:
     if where.severities:
         conditions.append(Discrepancy.severity.in_(sorted(where.severities)))
     if where.field is not None:
-        conditions.append(
-            Discrepancy.dossier_code.in_(
-                select(Dossier.code).where(Dossier.field_name == where.field)
-            )
-        )
+        conditions.append(Discrepancy.field_name == where.field)
     return conditions
 
 
@@ -272,7 +269,6 @@ async def inbox_page(
         select(
             *(column for column in cut.c if column.name != "sort_key"),
             Dossier.procedure_name,
-            Dossier.field_name,
             Officer.full_name.label("holder_name"),
         )
         .select_from(cut)
@@ -284,20 +280,17 @@ async def inbox_page(
 
 
 async def inbox_fields(connection: AsyncConnection, units: Collection[str]) -> list[str]:
-    """The fields (TenLinhVuc) of the dossiers with unresolved discrepancies in ``units``."""
+    """The fields (TenLinhVuc) of the unresolved discrepancies in ``units``: the discrepancy
+    keeps its dossier's, so this reads an index, not the dossiers."""
     rows = await connection.execute(
-        select(Dossier.field_name)
+        select(Discrepancy.field_name)
         .distinct()
         .where(
-            Dossier.field_name.is_not(None),
-            Dossier.code.in_(
-                select(Discrepancy.dossier_code).where(
-                    Discrepancy.unit_code.in_(sorted(units)),
-                    Discrepancy.status != literal_column("'resolved'"),
-                )
-            ),
+            Discrepancy.unit_code.in_(sorted(units)),
+            Discrepancy.status != literal_column("'resolved'"),
+            Discrepancy.field_name.is_not(None),
         )
-        .order_by(Dossier.field_name)
+        .order_by(Discrepancy.field_name)
     )
     return [name for (name,) in rows.all() if name is not None]
 

@@ -110,6 +110,7 @@ _DOSSIER_COLUMNS = (
     Dossier.code,
     Dossier.status,
     Dossier.unit_code,
+    Dossier.field_name,
     Dossier.responsible,
     Dossier.due_at,
     Dossier.due_source_at,
@@ -137,6 +138,7 @@ _DISCREPANCY_COLUMNS = (
     Discrepancy.severity,
     Discrepancy.details,
     Discrepancy.unit_code,
+    Discrepancy.field_name,
     Discrepancy.responsible,
 )
 
@@ -253,7 +255,7 @@ async def reconcile(
         current = current or {}
         context = _context(code, row, _latest(code_reports))
         # Discrepancies follow the dossier's hand-offs (contract §1: the latest step's handler).
-        holder = writes.Holder(context["responsible"], context["unit_code"])
+        holder = writes.Holder(context["responsible"], context["unit_code"], context["field_name"])
         for finding in findings:
             existing = current.get(finding.kind.value)
             if existing is None:
@@ -263,8 +265,8 @@ async def reconcile(
             elif (
                 existing.severity != finding.severity.value
                 or existing.details != finding.details
-                or (existing.responsible, existing.unit_code)
-                != (holder.responsible, holder.unit_code)
+                or (existing.responsible, existing.unit_code, existing.field_name)
+                != (holder.responsible, holder.unit_code, holder.field_name)
             ):
                 to_update.append((existing, finding, holder))
         found_kinds = {finding.kind.value for finding in findings}
@@ -294,6 +296,7 @@ def _context(code: str, dossier: Any, report: _Report | None) -> dict[str, Any]:
     return {
         "unit_code": unit or agency_of_dossier_code(code),
         "responsible": dossier.responsible if dossier is not None else None,
+        "field_name": dossier.field_name if dossier is not None else None,
         "reporter": report.desk.officer if report is not None else None,
         "report_received_at": report.received_at if report is not None else None,
     }

@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconciler import rejudge, schedule, service
 from services.reconciler.config import ReconcilerSettings
+from services.reconciler.kpis import stored
 from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.retention import PersonalDataRetention
@@ -61,6 +63,7 @@ class Reconciler:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_sweep = 0.0
+        self._last_kpi_weeks = 0.0
         months = settings.personal_data_retention_months
         self._retention = (
             None if months is None else PersonalDataRetention(engine, clock, months=months)
@@ -88,6 +91,12 @@ class Reconciler:
                     metrics.RECONCILE_LAST_SWEEP.set(time.time())
                     if self._retention is not None:
                         await self._retention.run_due()
+                if (
+                    time.monotonic() - self._last_kpi_weeks
+                    >= self._settings.kpi_weeks_refresh_minutes * 60
+                ):
+                    await self.refresh_kpi_weeks()
+                    self._last_kpi_weeks = time.monotonic()
             except Exception:
                 log.exception("reconcile pass failed; retrying")
             self._wake.clear()
@@ -183,6 +192,25 @@ class Reconciler:
                 },
             )
         return len(codes)
+
+    async def refresh_kpi_weeks(self) -> None:
+        """Count the past weeks the leaders' board reads again (:mod:`.kpis.stored`).
+
+        Two reconcilers may refresh at once; the one that commits second finds the rows taken
+        and leaves the other's counts, taken at the same time.
+        """
+        started = time.perf_counter()
+        try:
+            async with unit_of_work(self._engine, "reconciler_kpi_weeks") as connection:
+                directory = await load_directory(connection)
+                rows = await stored.refresh(connection, directory=directory, now=self._clock())
+        except IntegrityError:
+            log.info("past weeks' KPI counts refreshed by another reconciler")
+            return
+        seconds = time.perf_counter() - started
+        metrics.KPI_WEEKS_REFRESH_SECONDS.observe(seconds)
+        metrics.KPI_WEEKS_COUNTED.set(time.time())
+        log.info("past weeks' KPI counts refreshed", extra={"rows": rows, "seconds": seconds})
 
     async def refresh_gauges(self) -> None:
         """Gauges read from the database, so every reconciler process reports the same truth."""

@@ -39,10 +39,12 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Holder:
-    """Who answers for a discrepancy: the dossier's latest handler and its deciding unit."""
+    """Who answers for a discrepancy: the dossier's latest handler and its deciding unit; and
+    the dossier's field (TenLinhVuc), kept on the discrepancy for the inbox's filter."""
 
     responsible: str | None
     unit_code: str | None
+    field_name: str | None = None
 
 
 async def open_findings(
@@ -60,6 +62,7 @@ async def open_findings(
             "severity": finding.severity.value,
             "status": "open",
             "unit_code": context["unit_code"],
+            "field_name": context["field_name"],
             "responsible": context["responsible"],
             "reporter": context["reporter"],
             "since": finding.since,
@@ -113,6 +116,7 @@ async def update_findings(
             since=bindparam("new_since", type_=UTCDateTime()),
             responsible=bindparam("new_responsible"),
             unit_code=bindparam("new_unit_code"),
+            field_name=bindparam("new_field_name"),
             updated_at=bindparam("now", type_=UTCDateTime()),
         ),
         [
@@ -123,6 +127,7 @@ async def update_findings(
                 "new_since": finding.since,
                 "new_responsible": holder.responsible,
                 "new_unit_code": holder.unit_code,
+                "new_field_name": holder.field_name,
                 "now": now,
             }
             for existing, finding, holder in to_update

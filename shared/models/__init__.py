@@ -25,6 +25,7 @@ from shared.models.judging import (
     ReconcileSchedule,
     Unit,
 )
+from shared.models.reporting import KpiWeek, KpiWeekCount
 
 __all__ = [
     "AlertTrack",
@@ -39,6 +40,8 @@ __all__ = [
     "Event",
     "FieldReport",
     "IngestPartition",
+    "KpiWeek",
+    "KpiWeekCount",
     "Notification",
     "Officer",
     "OfficerSession",

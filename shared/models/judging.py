@@ -133,6 +133,33 @@ class Discrepancy(Base):
             postgresql_where=text("status <> 'resolved'"),
             sqlite_where=text("status <> 'resolved'"),
         ),
+        # A scope's unresolved work without reading the table: badges, the board's counts per
+        # unit and kind, the inbox's field filter and its choices.
+        Index(
+            "ix_discrepancies_unresolved_unit_kind",
+            "unit_code",
+            "kind",
+            "status",
+            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text("status <> 'resolved'"),
+        ),
+        Index(
+            "ix_discrepancies_unresolved_unit_field",
+            "unit_code",
+            "field_name",
+            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text("status <> 'resolved'"),
+        ),
+        # The board's lists: the oldest outstanding of a kind first.
+        Index(
+            "ix_discrepancies_unresolved_kind_since",
+            "kind",
+            "since",
+            "dossier_code",
+            postgresql_include=["unit_code"],
+            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text("status <> 'resolved'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -141,6 +168,7 @@ class Discrepancy(Base):
     severity: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     unit_code: Mapped[str | None] = mapped_column(String(64))
+    field_name: Mapped[str | None] = mapped_column(Text)  # the dossier's TenLinhVuc, kept in step
     responsible: Mapped[str | None] = mapped_column(String(128))
     reporter: Mapped[str | None] = mapped_column(String(128))
     since: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -40,6 +40,7 @@ from services.reconciler.kpis.formulas import Period
 from services.reconciler.kpis.service import Scope, unit_kpis
 from services.reconciler.worker import Reconciler
 from services.workspace import sessions
+from services.workspace.pages.sign_in import link_of
 from shared import migrate as migrations
 from shared.clock import fixed_clock, system_clock
 from shared.db import unit_of_work
@@ -236,7 +237,7 @@ async def run_demo(
 
     found, severities = await _found(engine)
     kpis = await _kpis(engine, data, now=now)
-    links = await _sign_in_links(engine, data, now=now, port=settings.http_port)
+    links = await _sign_in_links(engine, data, now=now, settings=settings)
     summary = DemoSummary(
         now=now,
         seed=seed,
@@ -266,10 +267,10 @@ async def run_demo(
 
 
 async def _sign_in_links(
-    engine: AsyncEngine, data: DemoData, *, now: datetime, port: int
+    engine: AsyncEngine, data: DemoData, *, now: datetime, settings: ReconcilerSettings
 ) -> list[tuple[str, str, str, str]]:
-    """A desk officer, a handler and a leader of the first unit, each with a sign-in link."""
-    base = f"http://localhost:{port}"
+    """A desk officer, a handler and a leader of the first unit, each with a sign-in link at
+    the public address (``DOISOAT_PUBLIC_BASE_URL``), as the CLI's ``sign-in-link`` makes it."""
     unit = next((o.unit_code for o in data.officers if o.role == "handler"), None)
     chosen = []
     for role, label in (("desk", "Một cửa"), ("handler", "Xử lý"), ("leader", "Lãnh đạo")):
@@ -282,7 +283,7 @@ async def _sign_in_links(
             token = await sessions.create_link(
                 connection, officer.account, now=now, requested_from="demo"
             )
-            links.append((label, officer.account, officer.full_name, f"{base}/sign-in/{token}"))
+            links.append((label, officer.account, officer.full_name, link_of(settings, token)))
     return links
 
 

@@ -48,8 +48,8 @@ class Forecast:
     on_time_pct: float | None  # today's share: the item's on_time_pct
     on_time_pct_best: float | None
     on_time_pct_worst: float | None
-    undecided: tuple[Undecided, ...]  # by due date, then code
-    deciding: tuple[Undecided, ...]  # the first of ``undecided``; empty unless "at_risk"
+    undecided: int  # how many are still to be decided
+    deciding: tuple[Undecided, ...]  # the first of them due; empty unless "at_risk"
 
     @property
     def outlook(self) -> Outlook:
@@ -63,28 +63,42 @@ class Forecast:
         return "safe" if worst >= ON_TIME_TARGET else "at_risk"
 
 
-def forecast(
-    kpis: UnitKpis, undecided: Iterable[Undecided], *, target: int = ON_TIME_TARGET
-) -> Forecast:
-    """The forecast of a unit whose tally counted ``kpis`` and kept ``undecided``.
+def deciding_count(kpis: UnitKpis, undecided: int, *, target: int = ON_TIME_TARGET) -> int:
+    """How many undecided dossiers (the first due) decide the target: the fewest whose lateness
+    takes the share under it; 0 unless the unit is at risk (best ≥ target > worst).
 
-    ``undecided`` must be among the dossiers ``kpis`` counts on time (:class:`KpiTally` keeps
-    them so): the worst case takes them off the on-time count, nothing else moves.
+    ``undecided`` must count dossiers ``kpis`` counts on time: the worst case takes them off
+    the on-time count, nothing else moves.
     """
-    pending = tuple(sorted(undecided, key=lambda each: (each.due_at, each.dossier_code)))
     on_time, whole = kpis.on_time, kpis.with_due_date
-    if len(pending) > on_time:
-        raise ValueError(f"{len(pending)} undecided dossiers but only {on_time} on time")
-    best = percent(on_time, whole)
-    worst = percent(on_time - len(pending), whole)
-    deciding: tuple[Undecided, ...] = ()
-    if best is not None and worst is not None and best >= target > worst:
-        # The share falls as more are late: the first count that takes it under the target.
-        count = bisect_left(
-            range(len(pending) + 1), True, key=lambda late: _under(on_time - late, whole, target)
-        )
-        deciding = pending[:count]
-    return Forecast(kpis.on_time_pct, best, worst, pending, deciding)
+    if undecided > on_time:
+        raise ValueError(f"{undecided} undecided dossiers but only {on_time} on time")
+    best, worst = percent(on_time, whole), percent(on_time - undecided, whole)
+    if best is None or worst is None or not best >= target > worst:
+        return 0
+    # The share falls as more are late: the first count that takes it under the target.
+    return bisect_left(
+        range(undecided + 1), True, key=lambda late: _under(on_time - late, whole, target)
+    )
+
+
+def forecast(
+    kpis: UnitKpis,
+    undecided: int,
+    earliest: Iterable[Undecided],
+    *,
+    target: int = ON_TIME_TARGET,
+) -> Forecast:
+    """The forecast of a unit that counted ``kpis`` and ``undecided`` dossiers still to be
+    decided, given at least the first :func:`deciding_count` of those by due date then code
+    (``earliest``; more are harmless): only they can be named, so only they are read."""
+    count = deciding_count(kpis, undecided, target=target)
+    first = sorted(earliest, key=lambda each: (each.due_at, each.dossier_code))
+    if len(first) < count:
+        raise ValueError(f"{count} deciding dossiers but only {len(first)} given")
+    best = percent(kpis.on_time, kpis.with_due_date)
+    worst = percent(kpis.on_time - undecided, kpis.with_due_date)
+    return Forecast(kpis.on_time_pct, best, worst, undecided, tuple(first[:count]))
 
 
 def _under(part: int, whole: int, target: int) -> bool:

@@ -230,8 +230,9 @@ def percent(part: int, whole: int) -> float | None:
     return float(share.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP))
 
 
-# The stamps each closed status vouches for; the end is the earliest of those present.
-_END_STAMPS: Final[Mapping[int, tuple[str, ...]]] = {
+# The stamps each closed status vouches for; the end is the earliest of those present. The
+# database counts with the same table (:mod:`services.reconciler.kpis.counting`).
+END_STAMPS: Final[Mapping[int, tuple[str, ...]]] = {
     Status.FINISHED: ("finished_at",),
     Status.RETURNED: ("finished_at", "returned_at"),
     Status.REFUSED: ("refused_at",),
@@ -247,7 +248,7 @@ def ended_at(row: KpiInput) -> datetime | None:
     that showed it (the system said so by then at the latest): a vendor re-syncing a withdrawn
     dossier months later does not move its end, nor make it late.
     """
-    stamps = _END_STAMPS.get(row.status) if row.status is not None else None
+    stamps = END_STAMPS.get(row.status) if row.status is not None else None
     if stamps is None:
         return None
     present: list[datetime] = [
@@ -351,6 +352,44 @@ class KpiTally:
             digitised=self.digitised,
             reported=len(self.reported),
             reported_known=len(self.reported_known),
+        )
+
+
+@dataclass(slots=True)
+class KpiCounts:
+    """A unit's counts for one period as the database tallied them
+    (:mod:`services.reconciler.kpis.counting`): what :class:`KpiTally` counts row by row; for
+    a forecast's period, how many dossiers are undecided and the first of them due."""
+
+    received: int = 0
+    with_due_date: int = 0
+    on_time: int = 0
+    online: int = 0
+    digitised: int = 0
+    reported: int = 0
+    reported_known: int = 0
+    undecided: int = 0  # of the forecast's period: still to be decided (:class:`Window`)
+    earliest: list[Undecided] = field(default_factory=list)  # the first of them due
+
+    def add(self, counts: UnitKpis) -> None:
+        """Add counts of the same period (another code of the unit, or another unit)."""
+        self.received += counts.received
+        self.with_due_date += counts.with_due_date
+        self.on_time += counts.on_time
+        self.online += counts.online
+        self.digitised += counts.digitised
+        self.reported += counts.reported
+        self.reported_known += counts.reported_known
+
+    def result(self) -> UnitKpis:
+        return UnitKpis(
+            received=self.received,
+            with_due_date=self.with_due_date,
+            on_time=self.on_time,
+            online=self.online,
+            digitised=self.digitised,
+            reported=self.reported,
+            reported_known=self.reported_known,
         )
 
 

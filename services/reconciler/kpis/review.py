@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler.kpis.formulas import IsoWeek, trend_weeks
-from services.reconciler.kpis.service import UNRESOLVED, Scope, ScopeTallies, tally_scope
+from services.reconciler.kpis import stored
+from services.reconciler.kpis.formulas import IsoWeek, Period, trend_weeks
+from services.reconciler.kpis.service import Scope, ScopeTallies, tally_scope, unresolved_now
 from shared.models import Discrepancy, Dossier, Officer, Unit
 from shared.vocabulary import Kind
 
@@ -36,26 +37,41 @@ REVIEW_KINDS: Final[Mapping[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class WeekKpis:
-    """The week's tallies: per unit for the week, and over the scope for each trend week."""
+    """The week's tallies: per unit for the week, and over the scope for each trend week.
+
+    ``counted_at``: when the stored past weeks used were counted (:mod:`.stored`); None when
+    every week was counted for this answer.
+    """
 
     week: IsoWeek
     weeks: tuple[IsoWeek, ...]  # oldest first, ending with ``week``
     tallies: ScopeTallies
+    counted_at: datetime | None = None
 
 
 async def week_kpis(
-    connection: AsyncConnection, *, scope: Scope, week: IsoWeek, now: datetime
+    connection: AsyncConnection,
+    *,
+    scope: Scope,
+    week: IsoWeek,
+    now: datetime,
+    forecast: Period | None = None,
+    stored_max_age: timedelta = timedelta(0),
 ) -> WeekKpis:
-    """The week and the 11 before it, in one pass over their dossiers and desk reports."""
+    """The week and the 11 before it: the past weeks stored less than ``stored_max_age`` ago
+    as stored, the others counted now; with ``forecast``, that period's forecast per unit."""
     weeks = tuple(trend_weeks(week))
+    known = await stored.fresh_counts(connection, weeks=weeks, now=now, max_age=stored_max_age)
     tallies = await tally_scope(
         connection,
         scope=scope,
         periods=[each.period(as_of=now) for each in weeks],
         focus=-1,
         totals=True,
+        forecast=forecast,
+        known=known.by_period,
     )
-    return WeekKpis(week, weeks, tallies)
+    return WeekKpis(week, weeks, tallies, known.counted_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +161,7 @@ async def review_lists(
 def _outstanding(scope: Scope, at: datetime | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if at is None:
-        conditions.append(Discrepancy.status.in_(UNRESOLVED))
+        conditions.append(unresolved_now())
     else:
         conditions += [
             Discrepancy.since < at,

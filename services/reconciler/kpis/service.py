@@ -1,37 +1,37 @@
-"""KPIs per unit (contract §4): one streamed query per table, aggregated per answering unit.
+"""KPIs per unit (contract §4): counted by the database, added up per answering unit.
 
 Every dossier, desk report and discrepancy counts for the unit that answers for its code today
 (``replaced_by`` followed to the end), so a merged old unit's figures appear under the new one.
-The month's forecast (:mod:`services.reconciler.kpis.forecast`) is kept in the same pass: the
-tallies collect the few undecided dossiers as the rows stream by. The caller owns the
-transaction; nothing here writes.
+The month's forecast (:mod:`services.reconciler.kpis.forecast`) takes its undecided dossiers
+from one more query. The caller owns the transaction; nothing here writes.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler.kpis.forecast import Forecast, forecast, forecast_read
+from services.reconciler.kpis.counting import (
+    Counted,
+    count_dossiers,
+    count_reports,
+    earliest_undecided,
+)
+from services.reconciler.kpis.forecast import Forecast, deciding_count, forecast, forecast_read
 from services.reconciler.kpis.formulas import (
-    DeskReportInput,
-    KpiInput,
-    KpiTally,
+    KpiCounts,
     Period,
     UnitKpis,
     Window,
     discrepancy_counts,
 )
 from shared.directory import Directory
-from shared.models import Discrepancy, Dossier, DossierStatusSeen, FieldReport, Officer
+from shared.models import Discrepancy, Officer
 
-STREAM_BATCH = 2000
 UNRESOLVED = ("open", "acknowledged")
 
 
@@ -107,8 +107,9 @@ class ScopeTallies:
     """What one pass over a scope's rows counted.
 
     ``units``: a tally per unit in scope for ``periods[focus]`` (the items of ``GET /kpis``);
-    ``totals``: when asked for, one tally per period fed with every row of the scope (the
-    leaders' cards and 12-week trend); ``open_counts``: unresolved discrepancies per unit and
+    ``totals``: when asked for, per period the sum of the units' counts (the leaders' cards and
+    12-week trend; a dossier the desks of two units reported counts in each, as in each unit's
+    item); ``open_counts``: unresolved discrepancies per unit and
     kind, now, whatever the periods; ``outlook``: when a forecast was asked for, a tally per
     unit for that period keeping its undecided dossiers (``units`` itself when it is the focus
     period).
@@ -116,10 +117,10 @@ class ScopeTallies:
 
     periods: tuple[Period, ...]
     focus: int
-    units: dict[str, KpiTally]
-    totals: list[KpiTally] | None
+    units: dict[str, KpiCounts]
+    totals: list[KpiCounts] | None
     open_counts: dict[str, list[tuple[str, int]]]
-    outlook: dict[str, KpiTally] | None = None
+    outlook: dict[str, KpiCounts] | None = None
 
     def items(self) -> list[dict[str, Any]]:
         """One item per unit, sorted by unit code: the answer of ``GET /kpis`` (with
@@ -139,7 +140,8 @@ class ScopeTallies:
         """The forecast of each unit of ``outlook``, sorted by unit code (none without one)."""
         found = self.outlook or {}
         return {
-            unit: forecast(found[unit].result(), found[unit].undecided) for unit in sorted(found)
+            unit: forecast(found[unit].result(), found[unit].undecided, found[unit].earliest)
+            for unit in sorted(found)
         }
 
     def total_discrepancies(self) -> dict[str, int]:
@@ -189,187 +191,120 @@ async def tally_scope(
     focus: int = -1,
     totals: bool = False,
     forecast: Period | None = None,
+    known: Mapping[int, Sequence[Counted]] | None = None,
 ) -> ScopeTallies:
-    """Tally ``periods`` (oldest first, not overlapping) in one streamed pass per table.
+    """Tally ``periods`` (oldest first, not overlapping): one counting query per table.
 
     ``GET /kpis`` asks for one period; the leaders' board for 12 weeks with their totals, so
-    that its cards, per-unit table and trend come from the rows and formulas of the API rather
-    than from 12 calls. Each row goes to the period of its date (a binary search).
+    that its cards, per-unit table and trend come from the queries and formulas of the API
+    rather than from 12 calls. The database counts per stored unit code and period
+    (:mod:`.counting`); here the codes are added up under the unit that answers for them.
 
     ``forecast``: a period (the focus one, or any other: the board's month) whose per-unit
-    tallies keep their undecided dossiers (``ScopeTallies.outlook``). Its dossiers are read by
-    the same query; desk reports are not needed for it.
+    tallies keep their undecided dossiers (``ScopeTallies.outlook``); desk reports are not
+    needed for it. ``known``: counts already taken of some periods, by position (the board's
+    stored past weeks, :mod:`.stored`); only the others are counted.
     """
     spans = tuple(periods)
     focus = focus % len(spans)
-    starts = [span.start_at.astimezone(UTC) for span in spans]  # rows' time zone: fast compare
-    whole = Period(spans[0].first_day, spans[-1].last_day)
     codes = scope.source_codes()
-    window = Window.of(forecast) if forecast is not None else None
-    focused = forecast == spans[focus]
     named = scope.named_units()
-    units = _ByUnit(spans[focus], window if focused else None, named)
-    sums = [KpiTally(span) for span in spans] if totals else None
-    apart = _ByUnit(forecast, window, named) if forecast is not None and not focused else None
-
-    def period_of(moment: datetime | None) -> int | None:
-        if moment is None:
-            return None
-        index = bisect_right(starts, moment) - 1
-        return index if index >= 0 and spans[index].contains(moment) else None
-
-    ranges = [whole] if apart is None else [whole, apart.period]
-    async for unit_code, row in _dossiers(connection, periods=ranges, codes=codes):
-        unit = scope.item_of(unit_code)
+    units = _ByUnit(named)
+    sums = [KpiCounts() for _ in spans] if totals else None
+    focused = forecast is not None and forecast == spans[focus]
+    window = Window.of(forecast) if focused and forecast is not None else None
+    known = known or {}
+    counted = [found for index in sorted(known) for found in known[index]]
+    live = [index for index in range(len(spans)) if index not in known]
+    if live:
+        asked = [spans[index] for index in live]
+        answering = scope.directory.answering_units()
+        fresh = await count_dossiers(connection, periods=asked, codes=codes, window=window)
+        fresh += await count_reports(connection, periods=asked, codes=codes, answering=answering)
+        counted += [replace(found, period=live[found.period]) for found in fresh]
+    for found in counted:
+        unit = scope.item_of(found.unit_code)
         if unit is None:
             continue
-        if apart is not None and apart.period.contains(row.received_at):
-            apart.of(unit).add_dossier(row)
-        index = period_of(row.received_at)
-        if index is None:
-            continue
-        if index == focus:
-            units.of(unit).add_dossier(row)
+        if found.period == focus:
+            tally = units.of(unit)
+            tally.add(found.kpis)
+            tally.undecided += found.undecided
         if sums is not None:
-            sums[index].add_dossier(row)
-    async for unit_code, report in _reports(connection, period=whole, codes=codes):
-        unit = scope.item_of(unit_code)
-        index = period_of(report.occurred_at)
-        if unit is None or index is None:
-            continue
-        if index == focus:
-            units.of(unit).add_report(report)
-        if sums is not None:
-            sums[index].add_report(report)
+            sums[found.period].add(found.kpis)
     open_counts: dict[str, list[tuple[str, int]]] = {}
     for unit_code, kind, count in await _unresolved(connection, codes=codes):
         unit = scope.item_of(unit_code)
         if unit is not None:
             units.of(unit)
             open_counts.setdefault(unit, []).append((kind, count))
-    if apart is not None:
+    outlook: _ByUnit | None = None
+    if forecast is not None:
+        outlook = units if focused else await _month(connection, scope, forecast)
         for unit in units:
-            apart.of(unit)  # every unit of the table gets its forecast
-    return ScopeTallies(spans, focus, units, sums, open_counts, units if focused else apart)
+            outlook.of(unit)  # every unit of the table gets its forecast
+        await _keep_earliest(connection, scope, forecast, outlook)
+    return ScopeTallies(spans, focus, units, sums, open_counts, outlook)
 
 
-class _ByUnit(dict[str, KpiTally]):
-    """Tallies of ``period`` by answering unit, each started on first use (``of``)."""
+class _ByUnit(dict[str, KpiCounts]):
+    """Counts by answering unit, each started on first use (``of``)."""
 
-    def __init__(self, period: Period, window: Window | None, units: Iterable[str]) -> None:
-        super().__init__((unit, KpiTally(period, window=window)) for unit in units)
-        self.period = period
-        self.window = window
+    def __init__(self, units: Iterable[str]) -> None:
+        super().__init__((unit, KpiCounts()) for unit in units)
 
-    def of(self, unit: str) -> KpiTally:
+    def of(self, unit: str) -> KpiCounts:
         found = self.get(unit)
         if found is None:
-            found = self[unit] = KpiTally(self.period, window=self.window)
+            found = self[unit] = KpiCounts()
         return found
 
 
-def _received_in(periods: Sequence[Period]) -> ColumnElement[bool]:
-    """``received_at`` within any of ``periods``, overlapping or touching ones merged."""
-    bounds: list[list[datetime]] = []
-    for start, end in sorted((each.start_at, each.end_at) for each in periods):
-        if bounds and start <= bounds[-1][1]:
-            bounds[-1][1] = max(bounds[-1][1], end)
-        else:
-            bounds.append([start, end])
-    return or_(
-        *(and_(Dossier.received_at >= start, Dossier.received_at < end) for start, end in bounds)
+async def _month(connection: AsyncConnection, scope: Scope, period: Period) -> _ByUnit:
+    """Each unit's dossier counts for ``period`` alone (the forecast's month), with how many are
+    still to be decided."""
+    found = _ByUnit(scope.named_units())
+    counted = await count_dossiers(
+        connection, periods=(period,), codes=scope.source_codes(), window=Window.of(period)
     )
+    for each in counted:
+        unit = scope.item_of(each.unit_code)
+        if unit is not None:
+            tally = found.of(unit)
+            tally.add(each.kpis)
+            tally.undecided += each.undecided
+    return found
 
 
-async def _dossiers(
-    connection: AsyncConnection, *, periods: Sequence[Period], codes: set[str] | None
-) -> AsyncIterator[tuple[str | None, KpiInput]]:
-    """Dossiers received in any of the periods, streamed: (DonViXuLy, KpiInput)."""
-    statement = (
-        select(
-            Dossier.unit_code,
-            Dossier.code,
-            Dossier.status,
-            Dossier.channel,
-            Dossier.digitised,
-            Dossier.received_at,
-            Dossier.due_at,
-            Dossier.finished_at,
-            Dossier.returned_at,
-            Dossier.refused_at,
-            DossierStatusSeen.first_emitted_at,
-            Dossier.responsible,
-        )
-        .outerjoin(
-            DossierStatusSeen,
-            (DossierStatusSeen.dossier_code == Dossier.code)
-            & (DossierStatusSeen.status == Dossier.status),
-        )
-        .where(_received_in(periods))
+async def _keep_earliest(
+    connection: AsyncConnection, scope: Scope, period: Period, tallies: _ByUnit
+) -> None:
+    """Give each unit at risk the first undecided dossiers due, as many as decide its target
+    (:func:`deciding_count`): the ones its forecast names. Units not at risk need none."""
+    window = Window.of(period)
+    needed = {
+        unit: count
+        for unit, tally in tallies.items()
+        if (count := deciding_count(tally.result(), tally.undecided)) > 0
+    }
+    if window is None or not needed:
+        return
+    directory = scope.directory
+    candidates = scope.source_codes() or {*directory.parents, *directory.replacements}
+    codes = {code for code in candidates if scope.item_of(code) in needed} | needed.keys()
+    found = await earliest_undecided(
+        connection, period=period, window=window, codes=codes, limit=max(needed.values())
     )
-    if codes is not None:
-        statement = statement.where(Dossier.unit_code.in_(sorted(codes)))
-    result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
-    async for batch in result.partitions():  # one switch to the driver per batch, not per row
-        for (
-            unit,
-            code,
-            status,
-            channel,
-            digitised,
-            received,
-            due,
-            finished,
-            returned,
-            refused,
-            seen,
-            responsible,
-        ) in batch:
-            yield (
-                unit,
-                KpiInput(
-                    code=code,
-                    status=status,
-                    channel=channel,
-                    digitised=digitised,
-                    received_at=received,
-                    due_at=due,
-                    finished_at=finished,
-                    returned_at=returned,
-                    refused_at=refused,
-                    status_first_seen_at=seen,
-                    responsible=responsible,
-                ),
-            )
+    for unit_code, undecided in found:
+        unit = scope.item_of(unit_code)
+        if unit is not None and unit in needed:
+            tallies.of(unit).earliest.append(undecided)
 
 
-async def _reports(
-    connection: AsyncConnection, *, period: Period, codes: set[str] | None
-) -> AsyncIterator[tuple[str, DeskReportInput]]:
-    """Desk reports of the period, streamed with whether their dossier is known: (desk, input)."""
-    statement = (
-        select(
-            FieldReport.unit_code,
-            FieldReport.dossier_code,
-            FieldReport.occurred_at,
-            Dossier.code.is_not(None).label("known"),
-        )
-        .outerjoin(Dossier, Dossier.code == FieldReport.dossier_code)
-        .where(FieldReport.occurred_at >= period.start_at, FieldReport.occurred_at < period.end_at)
-    )
-    if codes is not None:
-        statement = statement.where(FieldReport.unit_code.in_(sorted(codes)))
-    result = await connection.stream(statement.execution_options(yield_per=STREAM_BATCH))
-    async for batch in result.partitions():
-        for row in batch:
-            yield (
-                row.unit_code,
-                DeskReportInput(
-                    dossier_code=row.dossier_code,
-                    occurred_at=row.occurred_at,
-                    known=bool(row.known),
-                ),
-            )
+def unresolved_now() -> ColumnElement[bool]:
+    """Open or acknowledged, written as the partial indexes' predicate (``status <>
+    'resolved'``) word for word: PostgreSQL uses a partial index only when it can prove it."""
+    return Discrepancy.status != literal_column("'resolved'")
 
 
 async def _unresolved(
@@ -378,7 +313,7 @@ async def _unresolved(
     """Open or acknowledged discrepancies now, counted per (unit code, kind)."""
     statement = (
         select(Discrepancy.unit_code, Discrepancy.kind, func.count())
-        .where(Discrepancy.status.in_(UNRESOLVED))
+        .where(unresolved_now())
         .group_by(Discrepancy.unit_code, Discrepancy.kind)
     )
     if codes is not None:

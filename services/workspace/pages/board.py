@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -24,16 +24,12 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis import review
-from services.reconciler.kpis.formulas import (
-    IsoWeek,
-    Period,
-    PeriodError,
-    month_so_far,
-    trend_weeks,
-)
-from services.reconciler.kpis.service import Scope, holder_names, tally_scope
+from services.reconciler.kpis.formulas import IsoWeek, PeriodError, month_so_far
+from services.reconciler.kpis.service import Scope, holder_names
 from services.workspace.auth import forbidden, principal_of, require_roles
+from services.workspace.config import WorkspaceSettings
 from services.workspace.exports import XLSX_MEDIA_TYPE, Table, content_disposition, xlsx
+from services.workspace.pages import board_cells
 from services.workspace.pages import board_lateness as lateness
 from services.workspace.pages import board_tables as tables
 from services.workspace.rendering import page
@@ -70,7 +66,14 @@ async def board(
     month = month_so_far(now)
     async with unit_of_work(request.app.state.engine, "workspace_board") as connection:
         scope = await _scope(connection, signed_in, unit)
-        kpis = await _week_and_month(connection, scope=scope, week=chosen, month=month)
+        kpis = await review.week_kpis(
+            connection,
+            scope=scope,
+            week=chosen,
+            now=now,
+            forecast=month,
+            stored_max_age=_stored_max_age(request),
+        )
         lists = await review.review_lists(
             connection, scope=scope, at=review.outstanding_at(chosen, now), limit=LIST_LIMIT
         )
@@ -98,9 +101,10 @@ async def board(
         "trend_chart": tables.chart(trend),
         "lists": [tables.list_table(each) for each in lists.values()],
         "lateness": [lateness.lateness_table(name, found) for name, found in late.items()],
-        "hours_text": lateness.hours_text,
+        "cells": board_cells.cells,
         "month": (_day(month.first_day), _day(month.last_day), f"{month.last_day:%m/%Y}"),
         "forecast": tables.forecast_rows(forecasts, names, holders),
+        "counted_at": _moment(kpis.counted_at),
         "query": {"week": str(chosen), **({"unit": unit.strip()} if unit and unit.strip() else {})},
         "links": _links(
             chosen,
@@ -130,7 +134,13 @@ async def export(
         names = await review.unit_names(connection, [_root(scope)])
         built: Table
         if table in ("units", "trend"):
-            kpis = await review.week_kpis(connection, scope=scope, week=chosen, now=now)
+            kpis = await review.week_kpis(
+                connection,
+                scope=scope,
+                week=chosen,
+                now=now,
+                stored_max_age=_stored_max_age(request),
+            )
             names |= await review.unit_names(connection, list(kpis.tallies.units))
             built = (
                 tables.units_table(kpis, names) if table == "units" else tables.trend_table(kpis)
@@ -162,16 +172,9 @@ async def export(
     )
 
 
-async def _week_and_month(
-    connection: AsyncConnection, *, scope: Scope, week: IsoWeek, month: Period
-) -> review.WeekKpis:
-    """:func:`review.week_kpis`, with ``month``'s forecast tallied in the same pass."""
-    weeks = tuple(trend_weeks(week))
-    periods = [each.period(as_of=month.as_of) for each in weeks]
-    tallies = await tally_scope(
-        connection, scope=scope, periods=periods, totals=True, forecast=month
-    )
-    return review.WeekKpis(week, weeks, tallies)
+def _stored_max_age(request: Request) -> timedelta:
+    settings: WorkspaceSettings = request.app.state.workspace_settings
+    return settings.board_stored_weeks_max_age
 
 
 def _links(
@@ -222,6 +225,10 @@ def _root(scope: Scope) -> str:
 
 def _days(week: IsoWeek) -> tuple[str, str]:
     return _day(week.monday), _day(week.sunday)
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M")
 
 
 def _day(day: date) -> str:

@@ -228,7 +228,7 @@ def forecast_rows(
             "on_time_pct": found.on_time_pct,
             "best": found.on_time_pct_best,
             "worst": found.on_time_pct_worst,
-            "undecided": len(found.undecided),
+            "undecided": found.undecided,
             "outlook": found.outlook,
             "deciding": [
                 {

@@ -21,6 +21,7 @@ from services.workspace.auth import COOKIE, OfficerWriting, principal_of
 from services.workspace.config import WorkspaceSettings
 from services.workspace.rendering import page
 from services.workspace.sessions import SignedIn
+from shared.config import BaseDoisoatSettings
 from shared.db import unit_of_work
 
 log = logging.getLogger("doisoat.workspace")
@@ -30,7 +31,8 @@ WHO_LIMIT = 320
 FORM_COOKIE = "doisoat_form"
 
 
-def link_of(settings: WorkspaceSettings, token: str) -> str:
+def link_of(settings: BaseDoisoatSettings, token: str) -> str:
+    """``{DOISOAT_PUBLIC_BASE_URL}/sign-in/{token}`` (contract §6), wherever the link is made."""
     return f"{settings.public_base_url.rstrip('/')}/sign-in/{token}"
 
 

@@ -56,21 +56,24 @@ async def seed_directory(engine: AsyncEngine) -> None:
 
 
 async def seed(engine: AsyncEngine, *rows: dict[str, Any]) -> list[int]:
-    """One dossier and one discrepancy per row (``field``/``procedure`` go to the dossier)."""
+    """One dossier and one discrepancy per row (``procedure`` goes to the dossier, ``field`` to
+    both, as the reconciler keeps it)."""
     dossiers, found = [], []
     for number, row in enumerate(rows):
         code = row.get("dossier_code", f"{MY_UNIT}-241021-{number:04d}")
+        field = row.pop("field", "Đất đai")
         dossiers.append(
             {
                 "code": code,
                 "unit_code": row.get("unit_code", MY_UNIT),
                 "procedure_name": row.pop("procedure", "Đăng ký biến động"),
-                "field_name": row.pop("field", "Đất đai"),
+                "field_name": field,
             }
         )
         found.append(
             {
                 "dossier_code": code,
+                "field_name": field,
                 "kind": "OVERDUE_NO_APOLOGY",
                 "severity": "critical",
                 "status": "open",

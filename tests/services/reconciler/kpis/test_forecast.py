@@ -68,7 +68,7 @@ def tallied(rows: list[KpiInput], period: Period = MONTH) -> tuple[UnitKpis, For
     for each in rows:
         tally.add_dossier(each)
     kpis = tally.result()
-    return kpis, forecast(kpis, tally.undecided)
+    return kpis, forecast(kpis, len(tally.undecided), tally.undecided)
 
 
 def decided(on_time: int, late: int) -> list[KpiInput]:
@@ -98,8 +98,8 @@ def test_worked_example_one_late_is_enough() -> None:
     assert (kpis.with_due_date, kpis.on_time, kpis.on_time_pct) == (55, 54, 98.18)
     assert found.on_time_pct == found.on_time_pct_best == 98.18
     assert found.on_time_pct_worst == 89.09
-    assert codes(found.undecided) == ["U1", "U2", "U3", "U4", "U5"]  # by due date, then code
-    assert found.deciding == (Undecided("U1", NOW, "lethic.vpdkdd"),)
+    assert found.undecided == 5
+    assert found.deciding == (Undecided("U1", NOW, "lethic.vpdkdd"),)  # the first due
     assert found.outlook == "at_risk"
     assert forecast_read(found) == {
         "on_time_pct_best": 98.18,
@@ -151,7 +151,7 @@ def test_what_is_not_undecided() -> None:
     ]
     kpis, found = tallied(rows)
     assert (kpis.with_due_date, kpis.on_time) == (6, 5)  # PAST is late
-    assert codes(found.undecided) == ["IN"]
+    assert found.undecided == 1  # IN
     assert (found.on_time_pct_best, found.on_time_pct_worst) == (83.33, 66.67)
     assert found.outlook == "under" and found.deciding == ()  # under 98 % already
 
@@ -164,7 +164,7 @@ def test_a_month_that_is_over_has_nothing_left_to_decide() -> None:
         KpiInput("OCT-2", 4, 1, True, datetime(2024, 10, 2, tzinfo=VN_TZ), vn(9, month=10)),
     ]
     kpis, found = tallied(rows, october)
-    assert found.undecided == ()
+    assert found.undecided == 0
     assert found.on_time_pct == found.on_time_pct_best == found.on_time_pct_worst == 50.0
     assert kpis.on_time_pct == 50.0 and found.deciding == ()
 
@@ -189,14 +189,22 @@ def kpis_of(on_time: int, whole: int) -> UnitKpis:
 def test_under_is_judged_on_the_rounded_share_as_the_board_does() -> None:
     """19,601 of 20,000 on time with 3 undecided: one late, 98.00 %; two late, 97.995 %, shown
     as 98.00 % (met); three late, 97.99 %: under."""
-    found = forecast(kpis_of(19_601, 20_000), pending(3))
+    found = forecast(kpis_of(19_601, 20_000), 3, pending(3))
     assert percent(19_599, 20_000) == 98.0
     assert codes(found.deciding) == ["U00", "U01", "U02"]
 
 
+def test_only_the_deciding_dossiers_need_be_given() -> None:
+    """The first due are enough to name the deciding ones; fewer than those is an error."""
+    found = forecast(kpis_of(19_601, 20_000), 40, reversed(pending(3)))
+    assert codes(found.deciding) == ["U00", "U01", "U02"]  # three of 40 (see above)
+    with pytest.raises(ValueError, match="deciding"):
+        forecast(kpis_of(203, 205), 5, pending(2))  # three decide (worked example above)
+
+
 def test_more_undecided_than_on_time_is_refused() -> None:
     with pytest.raises(ValueError, match="undecided"):
-        forecast(kpis_of(1, 3), pending(2))
+        forecast(kpis_of(1, 3), 2, pending(2))
 
 
 def test_the_month_end_is_the_next_months_first_instant() -> None:
@@ -214,13 +222,13 @@ def test_the_month_end_is_the_next_months_first_instant() -> None:
 def test_deciding_is_the_fewest_that_break_the_target(whole: int, data: st.DataObject) -> None:
     on_time = data.draw(st.integers(min_value=0, max_value=whole))
     count = data.draw(st.integers(min_value=0, max_value=min(on_time, 60)))
-    found = forecast(kpis_of(on_time, whole), pending(count))
+    found = forecast(kpis_of(on_time, whole), count, reversed(pending(count)))
     assert found.on_time_pct_best == percent(on_time, whole)
     assert found.on_time_pct_worst == percent(on_time - count, whole)
     late = len(found.deciding)
     if found.outlook == "at_risk":
         assert 1 <= late <= count
-        assert found.deciding == found.undecided[:late]
+        assert found.deciding == tuple(pending(count)[:late])  # the first due
         under, before = percent(on_time - late, whole), percent(on_time - late + 1, whole)
         assert under is not None and before is not None and under < 98 <= before
     else:

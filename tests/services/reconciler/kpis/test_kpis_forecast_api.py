@@ -148,8 +148,9 @@ async def test_a_past_stretch_of_this_month_still_has_its_undecided(
 
 @pytest.mark.usefixtures("november")
 async def test_the_boards_pass_forecasts_the_month_beside_its_weeks(engine: AsyncEngine) -> None:
-    """The board tallies 12 weeks and forecasts this month in the same pass — the statements of
-    a pass without a forecast, none per unit — and its forecasts are the API's."""
+    """The board tallies 12 weeks and forecasts this month with two statements more — the
+    month's counts, and the first undecided dossiers of the units at risk, none per unit — and
+    its forecasts are the API's."""
     statements: list[str] = []
 
     def seen(*args: Any) -> None:
@@ -170,11 +171,11 @@ async def test_the_boards_pass_forecasts_the_month_beside_its_weeks(engine: Asyn
             )
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    assert len(statements) - counted == counted  # the same statements, once each
+    assert len(statements) - counted == counted + 2  # the same statements, and the month's two
     assert tallies.items() == plain.items()  # the weeks' items: no forecast in them
     forecasts = tallies.forecasts()
     assert list(forecasts) == [PROVINCE, NEW, OTHER]
     assert {unit: forecast_read(found) for unit, found in forecasts.items()} == {
         item["unit_code"]: item["forecast"] for item in api
     }
-    assert forecasts[NEW].on_time_pct == 99.23 and len(forecasts[NEW].undecided) == 5
+    assert forecasts[NEW].on_time_pct == 99.23 and forecasts[NEW].undecided == 5
