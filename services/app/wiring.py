@@ -7,6 +7,7 @@ write the alerts outbox through the change hook; run apart, each loop polls the 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -94,6 +95,9 @@ def serve(
                     "workers": [w.name for w in built],
                 },
             )
+            # What start-up built (modules, the app) lives as long as the process: frozen, the
+            # collector's full passes no longer walk it while a large page is being built.
+            gc.freeze()
             await _Server(config).serve()
 
     run_async(main())
