@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -196,14 +196,19 @@ class Reconciler:
     async def refresh_kpi_weeks(self) -> None:
         """Count the past weeks the leaders' board reads again (:mod:`.kpis.stored`).
 
-        Two reconcilers may refresh at once; the one that commits second finds the rows taken
-        and leaves the other's counts, taken at the same time.
+        With several reconcilers, one that finds them counted in the last half interval leaves
+        them; two that start at once both count, and the one that commits second finds the rows
+        taken and leaves the other's counts, taken at the same time.
         """
         started = time.perf_counter()
+        now = self._clock()
+        half = timedelta(minutes=self._settings.kpi_weeks_refresh_minutes) / 2
         try:
             async with unit_of_work(self._engine, "reconciler_kpi_weeks") as connection:
+                if await stored.counted_recently(connection, now=now, within=half):
+                    return
                 directory = await load_directory(connection)
-                rows = await stored.refresh(connection, directory=directory, now=self._clock())
+                rows = await stored.refresh(connection, directory=directory, now=now)
         except IntegrityError:
             log.info("past weeks' KPI counts refreshed by another reconciler")
             return

@@ -13,7 +13,7 @@ the row's date); rows outside every period are not read.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
 from typing import Any, TypeAlias
@@ -54,6 +54,44 @@ class Counted:
     period: int  # position in the periods asked for
     kpis: UnitKpis
     undecided: int = 0  # when a window was given: the dossiers still to be decided in it
+
+
+@dataclass(slots=True)
+class KpiCounts:
+    """A unit's counts for one period, added up from what the database counted (a unit's codes,
+    or a scope's units): what :class:`~.formulas.KpiTally` counts row by row; for a forecast's
+    period, how many dossiers are undecided and the first of them due."""
+
+    received: int = 0
+    with_due_date: int = 0
+    on_time: int = 0
+    online: int = 0
+    digitised: int = 0
+    reported: int = 0
+    reported_known: int = 0
+    undecided: int = 0  # of the forecast's period: still to be decided (:class:`Window`)
+    earliest: list[Undecided] = field(default_factory=list)  # the first of them due
+
+    def add(self, counts: UnitKpis) -> None:
+        """Add counts of the same period (another code of the unit, or another unit)."""
+        self.received += counts.received
+        self.with_due_date += counts.with_due_date
+        self.on_time += counts.on_time
+        self.online += counts.online
+        self.digitised += counts.digitised
+        self.reported += counts.reported
+        self.reported_known += counts.reported_known
+
+    def result(self) -> UnitKpis:
+        return UnitKpis(
+            received=self.received,
+            with_due_date=self.with_due_date,
+            on_time=self.on_time,
+            online=self.online,
+            digitised=self.digitised,
+            reported=self.reported,
+            reported_known=self.reported_known,
+        )
 
 
 def _earliest(first: Moment, second: Moment) -> ColumnElement[Any]:

@@ -12,7 +12,9 @@ end yet and is measured at the end of the period — which is why a dossier retu
 still "processing" on the system counts as late. It is on time when end ≤ its effective due date.
 Dossiers without a due date are left out of that share and counted in ``without_due_date``.
 
-A tally given a :class:`Window` also keeps the dossiers still to be decided before the month
+:class:`KpiTally` states the counting row by row; the service has the database count the same
+way (:mod:`services.reconciler.kpis.counting`), and ``test_counting`` holds the two equal. A
+tally given a :class:`Window` also keeps the dossiers still to be decided before the month
 ends, for the forecast of :mod:`services.reconciler.kpis.forecast`.
 """
 
@@ -352,44 +354,6 @@ class KpiTally:
             digitised=self.digitised,
             reported=len(self.reported),
             reported_known=len(self.reported_known),
-        )
-
-
-@dataclass(slots=True)
-class KpiCounts:
-    """A unit's counts for one period as the database tallied them
-    (:mod:`services.reconciler.kpis.counting`): what :class:`KpiTally` counts row by row; for
-    a forecast's period, how many dossiers are undecided and the first of them due."""
-
-    received: int = 0
-    with_due_date: int = 0
-    on_time: int = 0
-    online: int = 0
-    digitised: int = 0
-    reported: int = 0
-    reported_known: int = 0
-    undecided: int = 0  # of the forecast's period: still to be decided (:class:`Window`)
-    earliest: list[Undecided] = field(default_factory=list)  # the first of them due
-
-    def add(self, counts: UnitKpis) -> None:
-        """Add counts of the same period (another code of the unit, or another unit)."""
-        self.received += counts.received
-        self.with_due_date += counts.with_due_date
-        self.on_time += counts.on_time
-        self.online += counts.online
-        self.digitised += counts.digitised
-        self.reported += counts.reported
-        self.reported_known += counts.reported_known
-
-    def result(self) -> UnitKpis:
-        return UnitKpis(
-            received=self.received,
-            with_due_date=self.with_due_date,
-            on_time=self.on_time,
-            online=self.online,
-            digitised=self.digitised,
-            reported=self.reported,
-            reported_known=self.reported_known,
         )
 
 

@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis.counting import (
     Counted,
+    KpiCounts,
     count_dossiers,
     count_reports,
     earliest_undecided,
 )
 from services.reconciler.kpis.forecast import Forecast, deciding_count, forecast, forecast_read
 from services.reconciler.kpis.formulas import (
-    KpiCounts,
     Period,
     UnitKpis,
     Window,

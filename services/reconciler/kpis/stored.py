@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconciler.kpis.counting import Counted, count_dossiers, count_reports
+from services.reconciler.kpis.counting import Counted, KpiCounts, count_dossiers, count_reports
 from services.reconciler.kpis.formulas import (
     TREND_WEEKS,
     IsoWeek,
-    KpiCounts,
     UnitKpis,
     trend_weeks,
 )
@@ -85,6 +84,19 @@ async def refresh(
             ],
         )
     return len(sums)
+
+
+async def counted_recently(
+    connection: AsyncConnection, *, now: datetime, within: timedelta
+) -> bool:
+    """Whether the weeks of ``now``'s week were counted less than ``within`` ago (by another
+    reconciler, say): counting them again so soon would change next to nothing."""
+    last = (await connection.execute(select(func.max(KpiWeek.counted_at)))).scalar_one()
+    if last is None or now - last >= within:
+        return False
+    return IsoWeek.containing(last.astimezone(VN_TZ).date()) == IsoWeek.containing(
+        now.astimezone(VN_TZ).date()
+    )
 
 
 async def fresh_counts(

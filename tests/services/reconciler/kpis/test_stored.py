@@ -141,3 +141,16 @@ async def test_the_reconciler_stores_the_past_weeks(engine: AsyncEngine) -> None
     from_store = await board(engine, W44, max_age=FRESH)
     assert from_store.counted_at == TEST_NOW
     assert figures(from_store) == figures(await board(engine, W44, max_age=timedelta(0)))
+
+
+@pytest.mark.usefixtures("october")
+async def test_a_second_reconciler_leaves_weeks_counted_moments_ago(engine: AsyncEngine) -> None:
+    """Every 5 minutes by default: within 2.5 minutes of another's count it does not count."""
+    first = Reconciler(ReconcilerSettings(), engine, fixed_clock(TEST_NOW))
+    await first.refresh_kpi_weeks()
+    for minutes, counted_at in ((2, TEST_NOW), (3, TEST_NOW + timedelta(minutes=3))):
+        later = fixed_clock(TEST_NOW + timedelta(minutes=minutes))
+        await Reconciler(ReconcilerSettings(), engine, later).refresh_kpi_weeks()
+        async with unit_of_work(engine, "test") as connection:
+            found = await connection.execute(select(func.max(KpiWeek.counted_at)))
+        assert found.scalar_one() == counted_at, minutes
