@@ -6,17 +6,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
 from tests.services.workspace.page_world import (
     AT_NOW,
+    HANDLER,
+    LEADER,
     MakeWorkspace,
     Workspace,
+    dossier_code,
     seed_directory,
+    store_dossiers,
     workspace_settings,
 )
+
+A_DOSSIER = dossier_code(1)
+# Every page of the workspace, as ``leader`` may open it (the sign-in page: anybody).
+EVERY_PAGE = ("/sign-in", "/returns", "/inbox", "/board", f"/dossiers/{A_DOSSIER}")
 
 
 @pytest.fixture
@@ -42,3 +51,10 @@ async def make_workspace(
 async def workspace(make_workspace: MakeWorkspace) -> Workspace:
     """The pages with the default settings, at :data:`NOW`."""
     return await make_workspace()
+
+
+@pytest.fixture
+async def leader(workspace: Workspace) -> httpx.AsyncClient:
+    """A leader, who may open every page, with one dossier of their unit to open."""
+    await store_dossiers(workspace, {A_DOSSIER: HANDLER})
+    return await workspace.signed_in(LEADER)

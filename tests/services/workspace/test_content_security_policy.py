@@ -13,25 +13,11 @@ import re
 import httpx
 import pytest
 
-from tests.services.workspace.page_world import (
-    HANDLER,
-    LEADER,
-    Workspace,
-    dossier_code,
-    store_dossiers,
-)
+from tests.services.workspace.conftest import EVERY_PAGE
+from tests.services.workspace.page_world import Workspace
 
-CODE = dossier_code(1)
-PAGES = ("/sign-in", "/returns", "/inbox", "/board", f"/dossiers/{CODE}")
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*", "data:", "http:", "https:")
-
-
-@pytest.fixture
-async def leader(workspace: Workspace) -> httpx.AsyncClient:
-    """A leader, who may open every page, with one dossier of their unit to open."""
-    await store_dossiers(workspace, {CODE: HANDLER})
-    return await workspace.signed_in(LEADER)
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -51,7 +37,7 @@ async def opened(workspace: Workspace, leader: httpx.AsyncClient, path: str) -> 
     return answer
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", EVERY_PAGE)
 async def test_scripts_come_only_from_doisoat_itself(
     workspace: Workspace, leader: httpx.AsyncClient, path: str
 ) -> None:
@@ -64,7 +50,7 @@ async def test_scripts_come_only_from_doisoat_itself(
         assert source not in policy["script-src"] + policy["default-src"]
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", EVERY_PAGE)
 async def test_pages_carry_no_inline_script(
     workspace: Workspace, leader: httpx.AsyncClient, path: str
 ) -> None:

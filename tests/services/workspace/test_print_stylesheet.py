@@ -14,24 +14,10 @@ import httpx
 import pytest
 
 from services.workspace.rendering import STATIC
-from tests.services.workspace.page_world import (
-    HANDLER,
-    LEADER,
-    Workspace,
-    dossier_code,
-    store_dossiers,
-)
+from tests.services.workspace.conftest import EVERY_PAGE
+from tests.services.workspace.page_world import Workspace
 
-CODE = dossier_code(1)
-PAGES = ("/sign-in", "/returns", "/inbox", "/board", f"/dossiers/{CODE}")
 LINK_TAG = re.compile(r"<link\b([^>]*)>", re.IGNORECASE)
-
-
-@pytest.fixture
-async def leader(workspace: Workspace) -> httpx.AsyncClient:
-    """A leader, who may open every page, with one dossier of their unit to open."""
-    await store_dossiers(workspace, {CODE: HANDLER})
-    return await workspace.signed_in(LEADER)
 
 
 def print_stylesheets(page: str) -> list[str]:
@@ -44,7 +30,7 @@ def print_stylesheets(page: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", EVERY_PAGE)
 async def test_every_page_links_a_print_stylesheet_that_is_served(
     workspace: Workspace, leader: httpx.AsyncClient, path: str
 ) -> None:
