@@ -18,7 +18,7 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m "not browser" -n auto --maxprocesses 4
 	$(BIN)/pytest -m browser
 
 demo: $(BIN)/.installed
