@@ -27,6 +27,10 @@ SWEEP_TARGET = f"≤ {SWEEP_TARGET_SECONDS:.0f} s"
 
 STATEMENT_LABELS = (
     ("FOR UPDATE SKIP LOCKED", "claim (SELECT … FOR UPDATE SKIP LOCKED)"),
+    ("FROM dossier_status_seen", "lateness: ended late dossiers"),  # before "FROM dossiers"
+    ("FROM progress_steps", "lateness: their steps"),
+    ("INSERT INTO dossier_lateness", "lateness: store figures"),
+    ("DELETE FROM dossier_lateness", "lateness: drop figures"),
     ("FROM dossiers", "load dossiers"),
     ("FROM field_reports", "load field_reports"),
     ("FROM discrepancies", "load unresolved discrepancies"),

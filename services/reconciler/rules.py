@@ -53,7 +53,8 @@ from shared.vocabulary import Kind, Severity
 #    NgayKetThucXuLy, desk reports waiting for the ingest watermark.
 # 3: the due-soon window is at most a quarter of the dossier's allowed working time.
 # 4: DATES_REWRITTEN.
-RULES_REVISION = 4
+# 5: each ended late dossier's lateness stored when judged (services/reconciler/lateness/stored.py).
+RULES_REVISION = 5
 
 __all__ = [
     "EVERYTHING_DELIVERED",
@@ -202,15 +203,19 @@ def _time_rules(
     """OVERDUE_NO_APOLOGY, DUE_SOON, STALLED, for an open dossier no desk report covers."""
     found: list[Finding] = []
     due = marks.due_at
-    if due is not None:
-        due_details = {"system_status": facts.status, "due_at": iso_in(due, calendar)}
-        if now > due:
-            found.append(Finding(Kind.OVERDUE_NO_APOLOGY, Severity.CRITICAL, due, due_details))
-        elif marks.due_soon is not None and now >= marks.due_soon:
-            # Equivalent to working_time_between(now, due) <= window; the mark is exact.
-            window = due_soon_window(due, facts.received_at, calendar=calendar, settings=settings)
-            details = {**due_details, "window_minutes": minutes_of(window)}
-            found.append(Finding(Kind.DUE_SOON, Severity.INFO, marks.due_soon, details))
+    details: dict[str, Any]
+    if due is not None and now > due:
+        details = {"system_status": facts.status, "due_at": iso_in(due, calendar)}
+        found.append(Finding(Kind.OVERDUE_NO_APOLOGY, Severity.CRITICAL, due, details))
+    elif due is not None and marks.due_soon is not None and now >= marks.due_soon:
+        # Equivalent to working_time_between(now, due) <= window; the mark is exact.
+        window = due_soon_window(due, facts.received_at, calendar=calendar, settings=settings)
+        details = {
+            "system_status": facts.status,
+            "due_at": iso_in(due, calendar),
+            "window_minutes": minutes_of(window),
+        }
+        found.append(Finding(Kind.DUE_SOON, Severity.INFO, marks.due_soon, details))
 
     if marks.stall is not None and now >= marks.stall:
         details = {

@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler import rules, schedule, writes
+from services.reconciler.lateness import stored as stored_lateness
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
 from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
@@ -78,50 +79,62 @@ def _literal_time(now: datetime) -> Any:
     return literal(now, UTCDateTime())
 
 
-def facts_of(row: Any) -> DossierFacts:
-    snapshot_at, step_at = row.snapshot_emitted_at, row.latest_step_at
+MARK_COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
+# What the rules read of a dossier, in the order :func:`facts_of` unpacks them: by position, as
+# a sweep reads a million rows (by name, each value cost a lookup).
+FACT_COLUMNS = (
+    Dossier.code,
+    Dossier.status,
+    Dossier.due_at,
+    Dossier.finished_at,
+    Dossier.returned_at,
+    Dossier.received_at,
+    Dossier.due_source_at,
+    Dossier.snapshot_emitted_at,
+    Dossier.latest_step_at,
+    *(getattr(DossierDateMarks, name) for name in MARK_COLUMNS),
+)
+_MARKS_AT = 9  # the date marks' first position in FACT_COLUMNS
+_MARKS_END = _MARKS_AT + len(MARK_COLUMNS)
+# Marks are known (the dossier was ingested since they exist) when one of them was seen.
+_SEEN = tuple(i for i, name in enumerate(MARK_COLUMNS) if name.endswith("_seen_at"))
+# What the writes read besides (the discrepancies follow the dossier's holder).
+_CONTEXT_COLUMNS = (Dossier.unit_code, Dossier.field_name, Dossier.responsible)
+
+
+def facts_of(row: Sequence[Any]) -> DossierFacts:
+    """The rules' facts from a row of :data:`FACT_COLUMNS` (and whatever follows them)."""
+    (
+        code,
+        status,
+        due_at,
+        finished_at,
+        returned_at,
+        received_at,
+        due_source_at,
+        snapshot_at,
+        step_at,
+    ) = row[:_MARKS_AT]
     if snapshot_at is None or (step_at is not None and step_at > snapshot_at):
         last_activity = step_at
     else:
         last_activity = snapshot_at
-    marks = (
-        None
-        if row.base_seen_at is None
-        and row.source_seen_at is None
-        and row.finished_seen_at is None
-        and row.returned_seen_at is None
-        else DateMarks(*(getattr(row, name) for name in MARK_COLUMNS))
-    )
+    marks = row[_MARKS_AT:_MARKS_END]
+    known = any(marks[i] is not None for i in _SEEN)
     return DossierFacts(
-        row.code,
-        row.status,
-        row.due_at,
-        row.finished_at,
-        row.returned_at,
+        code,
+        status,
+        due_at,
+        finished_at,
+        returned_at,
         last_activity,
-        row.received_at,
+        received_at,
         snapshot_at=snapshot_at,
-        due_source_at=row.due_source_at,
-        date_marks=marks,
+        due_source_at=due_source_at,
+        date_marks=DateMarks(*marks) if known else None,
     )
 
 
-_DOSSIER_COLUMNS = (
-    Dossier.code,
-    Dossier.status,
-    Dossier.unit_code,
-    Dossier.field_name,
-    Dossier.responsible,
-    Dossier.due_at,
-    Dossier.due_source_at,
-    Dossier.received_at,
-    Dossier.finished_at,
-    Dossier.returned_at,
-    Dossier.snapshot_emitted_at,
-    Dossier.latest_step_at,
-)
-MARK_COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
-_MARKS = tuple(getattr(DossierDateMarks, name) for name in MARK_COLUMNS)
 _REPORT_COLUMNS = (
     FieldReport.dossier_code,
     FieldReport.report_id,
@@ -168,30 +181,30 @@ async def _load(
 
     Only the columns the rules and the writes need are read (not the snapshot document).
     """
-    dossiers = {
-        row.code: row
-        for row in await connection.execute(
-            select(*_DOSSIER_COLUMNS, *_MARKS)
-            .outerjoin(DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code)
-            .where(among(connection, Dossier.code, codes))
-        )
-    }
+    rows = await connection.execute(
+        select(*FACT_COLUMNS, *_CONTEXT_COLUMNS)
+        .outerjoin(DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code)
+        .where(among(connection, Dossier.code, codes))
+    )
+    dossiers = {row[0]: row for row in rows.all()}
     reports: dict[str, list[_Report]] = defaultdict(list)
-    for row in await connection.execute(
+    report_rows = await connection.execute(
         select(*_REPORT_COLUMNS).where(among(connection, FieldReport.dossier_code, codes))
-    ):
+    )
+    for row in report_rows.all():
         desk = DeskReport(row.report_id, row.kind, row.occurred_at, row.officer)
         reports[row.dossier_code].append(_Report(desk, row.unit_code, row.received_at))
     unresolved: dict[str, dict[str, Any]] = defaultdict(dict)
     await _custom_plans(connection, True)  # until the discrepancy writes are done
-    for row in await connection.execute(
+    discrepancy_rows = await connection.execute(
         select(*_DISCREPANCY_COLUMNS).where(
             among(connection, Discrepancy.dossier_code, codes),
             # A literal, not a parameter: only then can a generic plan use the partial
             # unique index, whose predicate is ``status <> 'resolved'``.
             Discrepancy.status != literal_column("'resolved'"),
         )
-    ):
+    )
+    for row in discrepancy_rows.all():
         unresolved[row.dossier_code][row.kind] = row
     return dossiers, reports, unresolved
 
@@ -231,9 +244,12 @@ async def reconcile(
 
     judge = rules.judge
     no_reports: list[_Report] = []
+    judged: dict[str, DossierFacts] = {}
     for code in codes:
         row = dossiers.get(code)
-        facts = facts_of(row) if row is not None else None
+        facts = None
+        if row is not None:
+            facts = judged[code] = facts_of(row)
         code_reports = reports.get(code, no_reports)
         verdict = judge(
             facts,
@@ -280,6 +296,7 @@ async def reconcile(
     outcome.changes.extend(await writes.update_findings(connection, to_update, now=now))
     outcome.changes.extend(await writes.resolve(connection, to_resolve, now=now))
     await _custom_plans(connection, False)
+    await stored_lateness.refresh(connection, judged, now=now, calendar=calendar)
     await schedule.set_next_checks(connection, next_checks, claimed or {})
     return outcome
 

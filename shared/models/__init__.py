@@ -25,7 +25,7 @@ from shared.models.judging import (
     ReconcileSchedule,
     Unit,
 )
-from shared.models.reporting import KpiWeek, KpiWeekCount
+from shared.models.reporting import DossierLateness, KpiWeek, KpiWeekCount
 
 __all__ = [
     "AlertTrack",
@@ -36,6 +36,7 @@ __all__ = [
     "DiscrepancyHistory",
     "Dossier",
     "DossierDateMarks",
+    "DossierLateness",
     "DossierStatusSeen",
     "Event",
     "FieldReport",

@@ -12,7 +12,8 @@ excluded — goes to the step that held the dossier at the due date.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from shared.dvcqg import (
 
 _ZERO = timedelta(0)
 APOLOGY_LIST = "DanhSachXinLoi"
+NO_OFFICER = "(chưa có cán bộ)"  # the key of late dossiers no step's officer answers for
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +188,30 @@ def apologies(snapshot: Mapping[str, Any]) -> Apologies:
             late = late or (due is not None and requested > due)
         due = new_due
     return Apologies(found, late)
+
+
+@dataclass(frozen=True, slots=True)
+class Accounted:
+    """What ``GET /api/v1/lateness`` sums of one late dossier: computed once, from the steps and
+    the snapshot, then either summed at once or stored until the dossier changes."""
+
+    overrun_hours: float  # the dossier's overrun, in working hours (rounded as shown)
+    charges: dict[str, float]  # officer (NO_OFFICER: none) → the overrun hours charged to them
+    apology: Apologies
+
+
+def accounted(found: Lateness, *, due_at: datetime, snapshot: Mapping[str, Any]) -> Accounted:
+    """A late dossier's figures for the report: each officer's overrun (by step, as rounded in
+    the dossier's view), or, when no step overran, the holder at the due date with nothing."""
+    charged: dict[str, float] = defaultdict(float)
+    for step in found.steps:
+        if step.overrun_working_hours > 0:
+            charged[step.officer or NO_OFFICER] += step.overrun_working_hours
+    if not charged:
+        charged[_holder_at(found.steps, due_at) or NO_OFFICER] += 0.0
+    return Accounted(found.overrun_working_hours, dict(charged), apologies(snapshot))
+
+
+def _holder_at(steps: Iterable[StepLateness], moment: datetime) -> str | None:
+    """The officer of the step that held the dossier at ``moment`` (None: no step did)."""
+    return next((step.officer for step in steps if step.started_at <= moment < step.ended_at), None)

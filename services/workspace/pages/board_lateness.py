@@ -20,12 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler.kpis.formulas import IsoWeek
 from services.reconciler.kpis.service import Scope
-from services.reconciler.lateness.service import (
-    NO_OFFICER,
-    GroupBy,
-    LatenessReport,
-    lateness_by,
-)
+from services.reconciler.lateness.formulas import NO_OFFICER
+from services.reconciler.lateness.service import GroupBy, LatenessReport, lateness_by
 from services.workspace.exports import Column, Table
 from shared.calendar import WorkingCalendar
 

@@ -26,7 +26,7 @@ from services.ingest.service import store_events
 from services.reconciler import rules
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.schedule import mark_for_reconcile
-from services.reconciler.service import MARK_COLUMNS, facts_of
+from services.reconciler.service import FACT_COLUMNS, facts_of
 from services.reconciler.worker import Reconciler
 from shared.db import Base, create_engine, unit_of_work
 from shared.dvcqg import format_thoi_diem
@@ -138,9 +138,6 @@ async def unresolved(engine: AsyncEngine) -> set[tuple[str, str, str]]:
         return {(code, kind, severity) for code, kind, severity in rows.all()}
 
 
-MARKS = tuple(getattr(DossierDateMarks, name) for name in MARK_COLUMNS)
-
-
 async def pure_findings(
     engine: AsyncEngine, reconciler: Reconciler, now: datetime
 ) -> set[tuple[str, str, str]]:
@@ -149,7 +146,7 @@ async def pure_findings(
             r.code: r
             for r in (
                 await connection.execute(
-                    select(Dossier, *MARKS).outerjoin(
+                    select(*FACT_COLUMNS).outerjoin(
                         DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code
                     )
                 )

@@ -11,7 +11,8 @@ import openpyxl  # type: ignore[import-untyped]
 import pytest
 
 from services.reconciler.kpis import review
-from services.reconciler.lateness.service import NO_OFFICER, LatenessReport
+from services.reconciler.lateness.formulas import NO_OFFICER
+from services.reconciler.lateness.service import LatenessReport
 from services.workspace.exports import xlsx
 from services.workspace.pages.board_lateness import (
     fields_table,

@@ -42,7 +42,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.reconciler.lateness.service import NO_OFFICER
+from services.reconciler.lateness.formulas import NO_OFFICER
 from shared.db import unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.models import Officer
