@@ -5,7 +5,8 @@ due date and recent activity; 5 % of the open ones had their due date moved by a
 extension), and each planted code holds one discrepancy of its kind. Every dossier row also has
 the date marks ingest keeps for ``DATES_REWRITTEN`` (10 % none: dossiers ingested before the
 marks existed); for the planted ``DATES_REWRITTEN`` they remember an earlier, sooner due date or
-a later ``NgayKetThucXuLy`` than the dossier shows now. On a revision without the marks table
+a later ``NgayKetThucXuLy`` than the dossier shows now. They go where the schema keeps them: the
+dossier's row (migration 0011) or their own table (0008 to 0010). On a revision without either
 (``bench/compare.py``'s "before") the same rows are seeded and those dossiers are clean.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common.seeding import Copier, marks_row
+from bench.common.seeding import NO_MARKS, Copier, marks_row
 from services.reconciler.config import ReconcilerSettings
 from shared.clock import system_clock
 from shared.vocabulary import Kind
@@ -119,12 +120,16 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
     clean_open, clean_returned = 0, 1
     rbo, overdue, stalled, mismatch, nis, rewritten = (LABELS.index(kind) for kind in PLANTED)
     rewrites: list[Rewrite] = []
+    mark_rows = 0
 
     connection = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         copier = Copier(connection)
         await copier.start()
-        if not (copier.has("dossier_date_marks") and rules_know_rewrites()):
+        keeps_marks = copier.has("dossier_date_marks") or copier.has_column(
+            "dossiers", "base_due_at"
+        )
+        if not (keeps_marks and rules_know_rewrites()):
             planted.pop(REWRITTEN)
         async with connection.transaction():
             for number in range(total):
@@ -163,13 +168,7 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
                         source, base_due = extended_at, promised
                     elif label not in (clean_open, rbo):
                         raise AssertionError(label)
-                row: tuple[Any, ...] = (
-                    *(code, status, unit, PROCEDURES[number % len(PROCEDURES)], None, None),
-                    *(1 + number % 2, number % 5 != 0, received, due, source, finished),
-                    *(returned, None, "{}", activity, f"s{number}", activity - ten_minutes),
-                    HANDLERS[number % len(HANDLERS)],
-                )
-                copier.add("dossiers", row)
+                marks = None
                 if label == rewritten or rng.random() >= WITHOUT_MARKS_SHARE:
                     marks = marks_row(
                         code,
@@ -181,7 +180,16 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
                         base_due=base_due,
                         finished_max=finished_max,
                     )
-                    copier.add("dossier_date_marks", marks)
+                    copier.add("dossier_date_marks", marks)  # a revision with their table
+                    mark_rows += 1
+                row: tuple[Any, ...] = (
+                    *(code, status, unit, PROCEDURES[number % len(PROCEDURES)], None, None),
+                    *(1 + number % 2, number % 5 != 0, received, due, source, finished),
+                    *(returned, None, "{}", activity, f"s{number}", activity - ten_minutes),
+                    HANDLERS[number % len(HANDLERS)],
+                    *(NO_MARKS if marks is None else marks[1:]),  # on the row since 0011
+                )
+                copier.add("dossiers", row)
                 if copier.full():
                     await copier.flush()
             await copier.flush()
@@ -196,7 +204,7 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
         planted=planted,
         dossier_rows=copier.copied["dossiers"],
         report_rows=copier.copied["field_reports"],
-        mark_rows=copier.copied["dossier_date_marks"],
+        mark_rows=mark_rows if keeps_marks else 0,
         seconds=time.perf_counter() - started,
         rewrites=rewrites,
     )

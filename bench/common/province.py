@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench.common.seeding import Copier, snapshot_document
+from bench.common.seeding import NO_MARKS, Copier, snapshot_document
 from services.app.demo.catalogue import BUSINESS_AND_BUILDING, COMMUNE, LAND, Procedure
 from shared.calendar import WorkingCalendar
 from shared.clock import VN_TZ
@@ -231,6 +231,7 @@ class ProvinceSeeder:
             *(channel, digitised, received, due, source, finished, returned),
             *(received + HOUR if refused else None, orjson.dumps(snapshot).decode()),
             *(seen, f"s-{code}", last_at, last_officer),
+            *NO_MARKS,
         )
         copier.add("dossiers", row)
         copier.add("dossier_status_seen", (code, status, seen))

@@ -42,7 +42,9 @@ DOSSIER_COLUMNS = (
     "snapshot_event_id",
     "latest_step_at",
     "responsible",
+    *DATE_MARK_COLUMNS,  # migration 0011 (before: the dossier_date_marks table, 0008)
 )
+NO_MARKS: tuple[None, ...] = (None,) * len(DATE_MARK_COLUMNS)  # a dossier ingested before 0008
 REPORT_COLUMNS = (
     "report_id",
     "dossier_code",
@@ -53,7 +55,7 @@ REPORT_COLUMNS = (
     "channel",
     "received_at",
 )
-MARK_COLUMNS = ("dossier_code", *DATE_MARK_COLUMNS)  # the marks ingest keeps
+MARK_COLUMNS = ("dossier_code", *DATE_MARK_COLUMNS)  # the marks' own table, 0008 to 0010
 EVENT_COLUMNS = ("event_id", "type", "source", "emitted_at", "dossier_code", "data", "ingested_at")
 STEP_COLUMNS = (
     "event_id",

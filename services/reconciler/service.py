@@ -29,7 +29,6 @@ from shared.dvcqg import agency_of_dossier_code
 from shared.models import (
     Discrepancy,
     Dossier,
-    DossierDateMarks,
     FieldReport,
     ReconcileSchedule,
 )
@@ -92,7 +91,7 @@ FACT_COLUMNS = (
     Dossier.due_source_at,
     Dossier.snapshot_emitted_at,
     Dossier.latest_step_at,
-    *(getattr(DossierDateMarks, name) for name in MARK_COLUMNS),
+    *(getattr(Dossier, name) for name in MARK_COLUMNS),
 )
 _MARKS_AT = 9  # the date marks' first position in FACT_COLUMNS
 _MARKS_END = _MARKS_AT + len(MARK_COLUMNS)
@@ -182,9 +181,7 @@ async def _load(
     Only the columns the rules and the writes need are read (not the snapshot document).
     """
     rows = await connection.execute(
-        select(*FACT_COLUMNS, *_CONTEXT_COLUMNS)
-        .outerjoin(DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code)
-        .where(among(connection, Dossier.code, codes))
+        select(*FACT_COLUMNS, *_CONTEXT_COLUMNS).where(among(connection, Dossier.code, codes))
     )
     dossiers = {row[0]: row for row in rows.all()}
     reports: dict[str, list[_Report]] = defaultdict(list)

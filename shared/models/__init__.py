@@ -10,7 +10,6 @@ from shared.models.alerting import AlertTrack, Digest, Notification, ZaloToken
 from shared.models.facts import (
     DeadLetter,
     Dossier,
-    DossierDateMarks,
     DossierStatusSeen,
     Event,
     IngestPartition,
@@ -35,7 +34,6 @@ __all__ = [
     "Discrepancy",
     "DiscrepancyHistory",
     "Dossier",
-    "DossierDateMarks",
     "DossierLateness",
     "DossierStatusSeen",
     "Event",

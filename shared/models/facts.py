@@ -49,6 +49,19 @@ class Dossier(Base):
     latest_step_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latest_step_event_id: Mapped[str | None] = mapped_column(String(128))
     responsible: Mapped[str | None] = mapped_column(String(128))
+    # What earlier snapshots said of the dates, as a few extremes (DATES_REWRITTEN; see
+    # :mod:`shared.date_marks`): each a minimum or maximum over every snapshot received, so it
+    # costs O(1) per snapshot and does not depend on the arrival order. On the dossier's row,
+    # not a table of their own: the reconciler reads them with every dossier it judges.
+    base_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    base_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    returned_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    returned_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):
@@ -133,24 +146,3 @@ class IngestPartition(Base):
     high_water: Mapped[int | None] = mapped_column(BigInteger)
     newest_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class DossierDateMarks(Base):
-    """What earlier snapshots said of a dossier's dates, as a few extremes (DATES_REWRITTEN).
-
-    See :mod:`shared.date_marks`: each column is a minimum or maximum over every snapshot
-    received, so it costs O(1) per snapshot and does not depend on the arrival order.
-    """
-
-    __tablename__ = "dossier_date_marks"
-
-    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    base_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    base_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    source_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    source_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    source_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    returned_max: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    returned_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

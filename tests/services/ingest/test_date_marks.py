@@ -12,13 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.event import listen, remove
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.marks import COLUMNS
 from services.ingest.service import store_events
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.worker import Reconciler
 from shared.db import unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, parse_envelope
-from shared.models import Discrepancy, DossierDateMarks
+from shared.models import Discrepancy, Dossier
 from tests.factories import BASE_TIME, dossier_code, snapshot
 
 CODE = dossier_code(7)
@@ -57,10 +58,10 @@ async def marks(engine: AsyncEngine, code: str) -> tuple[Any, ...]:
     async with engine.connect() as connection:
         row = (
             await connection.execute(
-                select(DossierDateMarks).where(DossierDateMarks.dossier_code == code)
+                select(*(getattr(Dossier, name) for name in COLUMNS)).where(Dossier.code == code)
             )
         ).one()
-    return tuple(row)[1:]
+    return tuple(row)
 
 
 @pytest.mark.parametrize("rewrite_first", [False, True], ids=["in-order", "rewrite-first"])

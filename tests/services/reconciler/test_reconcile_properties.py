@@ -31,7 +31,7 @@ from services.reconciler.worker import Reconciler
 from shared.db import Base, create_engine, unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, parse_envelope
-from shared.models import Discrepancy, Dossier, DossierDateMarks, FieldReport
+from shared.models import Discrepancy, FieldReport
 from tests.factories import BASE_TIME, dossier_code, progress, snapshot
 from tests.support import postgres
 
@@ -142,16 +142,7 @@ async def pure_findings(
     engine: AsyncEngine, reconciler: Reconciler, now: datetime
 ) -> set[tuple[str, str, str]]:
     async with engine.connect() as connection:
-        dossiers = {
-            r.code: r
-            for r in (
-                await connection.execute(
-                    select(*FACT_COLUMNS).outerjoin(
-                        DossierDateMarks, DossierDateMarks.dossier_code == Dossier.code
-                    )
-                )
-            ).all()
-        }
+        dossiers = {r.code: r for r in (await connection.execute(select(*FACT_COLUMNS))).all()}
         reports: dict[str, list[rules.DeskReport]] = {}
         for r in (await connection.execute(select(FieldReport))).all():
             reports.setdefault(r.dossier_code, []).append(
