@@ -187,7 +187,7 @@ async def seed(db_url: str, total: int, rng: random.Random) -> Seeded:
                     *(1 + number % 2, number % 5 != 0, received, due, source, finished),
                     *(returned, None, "{}", activity, f"s{number}", activity - ten_minutes),
                     HANDLERS[number % len(HANDLERS)],
-                    *(NO_MARKS if marks is None else marks[1:]),  # on the row since 0011
+                    *(NO_MARKS if marks is None or not NO_MARKS else marks[1:]),  # since 0011
                 )
                 copier.add("dossiers", row)
                 if copier.full():

@@ -17,7 +17,10 @@ from typing import Any
 
 import asyncpg
 
-from services.ingest.marks import COLUMNS as DATE_MARK_COLUMNS
+try:
+    from services.ingest.marks import COLUMNS as DATE_MARK_COLUMNS
+except ImportError:  # a revision before the date marks (bench/compare.py's "before" side)
+    DATE_MARK_COLUMNS = ()
 from shared.dvcqg import format_thoi_diem
 
 Row = tuple[Any, ...]
