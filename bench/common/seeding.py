@@ -203,6 +203,10 @@ class Copier:
         return table in self._present
 
     def has_column(self, table: str, column: str) -> bool:
+        """Whether ``column`` of ``table`` is seeded: the schema has it, and so does this
+        revision's row (on a revision before the date marks, the rows have none)."""
+        if column not in TABLES[table]:
+            return False
         keep = self._keep.get(table)
         return self.has(table) and (keep is None or TABLES[table].index(column) in keep)
 
