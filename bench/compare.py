@@ -167,7 +167,9 @@ def table(rows: Rows, results: dict[str, dict[str, Any]]) -> list[str]:
     for label, key, unit, target in rows:
         values = [_value(results[name], key) for name in names]
         found = [real for real, _ in values if real != key]
-        if key == "processes" and found:
+        if key == "processes" and not found:
+            continue  # run with --processes 0: no such row to show
+        if key == "processes":
             parts = found[0].split("_")  # rejudge_2_processes_chunk_5000_s
             label = label.format(processes=parts[1], chunk=f"{int(parts[4]):,}")
         shown = "".join(f" {_shown(value, unit):>18}" for _, value in values)

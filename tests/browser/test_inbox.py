@@ -302,3 +302,16 @@ def test_without_javascript_acknowledging_comes_back_to_the_same_view(
         assert seen.elsewhere == []
     finally:
         context.close()
+
+
+def test_every_column_shows_on_a_1280_pixel_screen(
+    page: Page, directory: LiveServer, watched: Watched
+) -> None:
+    seed_overdue_dossiers(directory)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, directory, HANDLER)
+    expect(page.locator("#inbox tbody tr")).to_have_count(6)
+    # the open tab says what the status is: no column repeats it on every row
+    expect(page.get_by_role("columnheader", name="Trạng thái")).to_have_count(0)
+    table = page.locator(".table-wrap")
+    assert table.evaluate("wrap => wrap.scrollWidth <= wrap.clientWidth"), "the table scrolls"
