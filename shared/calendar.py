@@ -46,8 +46,21 @@ def _vn_is_working_day(day: date) -> bool:
 
 
 def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is UTC:  # what the database hands back: nothing to check
+        return
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
+
+
+@lru_cache(maxsize=256)
+def _first_ordinal(year: int) -> int:
+    return date(year, 1, 1).toordinal()
+
+
+def _day_index(day: date) -> int:
+    """``day``'s position in its year, from 0 (``timetuple().tm_yday - 1``, without building a
+    struct_time: the sweep asks this a few times per dossier)."""
+    return day.toordinal() - _first_ordinal(day.year)
 
 
 def _validate_periods(periods: Sequence[Period]) -> tuple[Period, ...]:
@@ -142,17 +155,17 @@ class WorkingCalendar:
         if stop <= first:
             return 0
         count = 0
-        day, index = first, first.timetuple().tm_yday - 1
+        day, index = first, _day_index(first)
         while day.year < stop.year:
             prefix = self._prefix(day.year)
             count += prefix[-1] - prefix[index]
             day, index = date(day.year + 1, 1, 1), 0
         prefix = self._prefix(stop.year)
-        return count + prefix[stop.timetuple().tm_yday - 1] - prefix[index]
+        return count + prefix[_day_index(stop)] - prefix[index]
 
     def _nth_working_day_from(self, day: date, n: int) -> date:
         """The working day ``w >= day`` with exactly ``n`` working days in ``[day, w)``."""
-        year, index = day.year, day.timetuple().tm_yday - 1
+        year, index = day.year, _day_index(day)
         while True:
             prefix = self._prefix(year)
             target = prefix[index] + n + 1
@@ -163,7 +176,7 @@ class WorkingCalendar:
 
     def _nth_working_day_back(self, day: date, n: int) -> date:
         """The working day ``w <= day`` with exactly ``n`` working days in ``(w, day]``."""
-        year, index = day.year, day.timetuple().tm_yday - 1
+        year, index = day.year, _day_index(day)
         while True:
             prefix = self._prefix(year)
             target = prefix[index + 1] - n

@@ -301,7 +301,12 @@ async def test_a_desk_report_waits_while_no_consumer_has_reported_then_is_judged
                 lambda: admin.get(f"/api/v1/dossiers/{known}"),
                 lambda answer: answer.json()["waiting_for_system"] is not None,
             )
-            held_marks = await schedule_of(pg_engine, [known, unknown])
+            # The two reports were posted one after the other: a chunk may judge the first
+            # before the second is marked, so the second's wait is awaited too.
+            held_marks = await eventually(
+                lambda: schedule_of(pg_engine, [known, unknown]),
+                lambda marks: marks == {known: True, unknown: True},
+            )
             lag_while_held = await pipeline.metric("reconciler", WATERMARK_LAG)
             found_while_held = await desk_discrepancies(pg_engine)
 
