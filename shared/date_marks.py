@@ -19,7 +19,7 @@ the same marks.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 
@@ -45,6 +45,10 @@ class DateMarks:
     finished_seen_at: datetime | None = None
     returned_max: datetime | None = None
     returned_seen_at: datetime | None = None
+
+
+# The marks' names, which are also the dossier's columns that keep them (shared.models.Dossier).
+COLUMNS = tuple(field.name for field in fields(DateMarks))
 
 
 def _earlier(

@@ -8,18 +8,17 @@ touching the same dossier cannot lose each other's snapshot.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.date_marks import COLUMNS as COLUMNS  # the columns ingest writes (bench/ seeds them)
 from shared.date_marks import DateMarks, SnapshotDates, merge_all
 from shared.db import among
 from shared.models import Dossier
 
-COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
 # PostgreSQL: the merged marks of a whole batch as one JSON document (orjson, in C), unrolled
 # by the database, instead of an executemany whose nine timestamps a row asyncpg encodes one
 # at a time (with each merged mark built once: 12 µs of ingest CPU an event, bench/README.md).

@@ -8,7 +8,6 @@ history row, before the schedule says when each dossier must be judged again.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from services.reconciler.lateness import stored as stored_lateness
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
 from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
+from shared.date_marks import COLUMNS as MARK_COLUMNS
 from shared.date_marks import DateMarks
 from shared.db import UTCDateTime, among
 from shared.dvcqg import agency_of_dossier_code
@@ -78,7 +78,6 @@ def _literal_time(now: datetime) -> Any:
     return literal(now, UTCDateTime())
 
 
-MARK_COLUMNS = tuple(field.name for field in dataclasses.fields(DateMarks))
 # What the rules read of a dossier, in the order :func:`facts_of` unpacks them: by position, as
 # a sweep reads a million rows (by name, each value cost a lookup).
 FACT_COLUMNS = (

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.event import listen, remove
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.marks import COLUMNS
 from services.ingest.service import store_events
 from services.reconciler.config import ReconcilerSettings
 from services.reconciler.worker import Reconciler
+from shared.date_marks import COLUMNS
 from shared.db import unit_of_work
 from shared.dvcqg import format_thoi_diem
 from shared.events import DossierEvent, parse_envelope
