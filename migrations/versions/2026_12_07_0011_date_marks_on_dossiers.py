@@ -2,8 +2,9 @@
 every dossier it judges, and a second table joined by primary key doubled the pages a chunk of
 1,000 dossiers touched (its load went from 9 to 24 ms at 1,000,000 dossiers).
 
-Every dossier's marks are copied over, then the table is dropped; on PostgreSQL this rewrites
-each dossier row once (about half a minute at 1,000,000 dossiers).
+Every dossier's marks are copied over, then the table is dropped. On PostgreSQL this rewrites
+each dossier row that has marks once (one UPDATE of the whole table, in the upgrade's
+transaction: at a province's million dossiers, run it in a maintenance window).
 
 Revision ID: 0011
 Revises: 0010

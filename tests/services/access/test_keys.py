@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -401,3 +402,9 @@ async def test_lookup_compares_hashes_in_constant_time(monkeypatch: pytest.Monke
     assert found is not None and found.account == "quantri"
     assert len(compared) == 3
     assert await ring.configured()
+
+
+def test_a_new_key_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter(["-kx" + "a" * 40, "-" + "b" * 42, "Qz" + "c" * 41])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda size: next(drawn))
+    assert service.new_key() == "Qz" + "c" * 41
