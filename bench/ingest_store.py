@@ -29,10 +29,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: find ``tests`` and the sibling benchmark
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bench.common.console import sigterm_as_interrupt
 from bench.common.database import BenchDatabase
 from bench.ingest import generate
-from services.ingest import pg_bulk, service
+from services.ingest import marks, pg_bulk, service
 from services.reconciler import schedule
 from shared.db import create_engine
 from shared.events import DossierEvent, parse_message
@@ -55,7 +58,22 @@ def _timed(module: Any, name: str) -> None:
     setattr(module, name, timed)
 
 
-async def _store(events: list[DossierEvent], batch: int) -> None:
+async def _explain(engine: AsyncEngine, item: service.PendingBatch) -> None:
+    """The plan of the batch statement for ``item``, executed and rolled back."""
+    assert item.postgresql is not None
+    statement = text("EXPLAIN (ANALYZE, BUFFERS) " + pg_bulk.WRITE_BATCH.text)
+    async with engine.connect() as connection:
+        await connection.begin()
+        plan = await connection.execute(
+            statement, {"events": item.postgresql.document, "now": datetime.now(UTC)}
+        )
+        print("plan of the last batch's statement (rolled back):")
+        for (line,) in plan:
+            print(f"  {line}")
+        await connection.rollback()
+
+
+async def _store(events: list[DossierEvent], batch: int, *, explain: bool) -> None:
     database = BenchDatabase(f"bench_store_{os.getpid()}")
     try:
         engine = create_engine(await database.create_async())
@@ -69,6 +87,8 @@ async def _store(events: list[DossierEvent], batch: int) -> None:
             print(f"build   {(time.perf_counter() - started) * per_event:6.1f} µs/event")
             commit = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
+            if explain:
+                *pending, last = pending
             for item in pending:
                 async with engine.connect() as connection:
                     await connection.begin()
@@ -87,6 +107,8 @@ async def _store(events: list[DossierEvent], batch: int) -> None:
                     f"  {step:20s} {step_wall * per_event:6.1f} µs/event wall, "
                     f"{step_cpu * per_event:5.1f} µs CPU here"
                 )
+            if explain:
+                await _explain(engine, last)
         finally:
             await engine.dispose()
     finally:
@@ -99,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dossiers", type=int, default=None, help="default: events / 10")
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="EXPLAIN ANALYZE the last batch instead of storing it",
+    )
     args = parser.parse_args(argv)
     sigterm_as_interrupt()  # unwind like Ctrl-C: the database is dropped either way
     workload = generate(args.events, args.dossiers or args.events // 10, args.seed)
@@ -110,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             events.append(parsed)
     elapsed = time.perf_counter() - started
     print(f"parse   {elapsed / len(workload.messages) * 1e6:6.1f} µs/message")
-    for name in ("write_batch", "upsert_step_summary"):
-        _timed(pg_bulk, name)
+    _timed(pg_bulk, "write_batch")
     _timed(schedule, "mark_for_reconcile")
-    asyncio.run(_store(events, args.batch))
+    _timed(marks, "record")
+    asyncio.run(_store(events, args.batch, explain=args.explain))
     return 0
 
 

@@ -27,10 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import hashlib
 import json
 import os
+import pstats
 import random
 import resource
 import statistics
@@ -55,7 +57,7 @@ from bench.common.database import (
 from bench.common.figures import Report, counts_text, mib, quantile, target_verdict
 from bench.common.planted import NOT_IN_SYSTEM, Seeded, code_of, rewrite_statement, seed
 from bench.common.sampling import ProcessSampler
-from bench.common.sweep_diagnostics import plan_diagnostics, profile_chunk
+from bench.common.sweep_diagnostics import plan_diagnostics, profile_chunk, profile_tables
 from bench.common.sweep_processes import sweep_processes
 from bench.common.sweeps import (
     SWEEP_TARGET,
@@ -272,9 +274,11 @@ async def incremental(
     report: Report,
     *,
     repetitions: int,
+    profiled: int,
     rng: random.Random,
 ) -> None:
-    """1,000 changed dossiers, one ``reconcile_chunk()``: median and p95 over repetitions."""
+    """1,000 changed dossiers, one ``reconcile_chunk()``: median and p95 over repetitions;
+    then ``profiled`` more under cProfile (not timed), for where the Python part goes."""
     settings = ReconcilerSettings(database_url=db_url, reconcile_chunk_size=INCREMENTAL_SIZE)
     reconciler = Reconciler(settings, engine, system_clock)
     timer = SqlTimer(engine)
@@ -294,22 +298,7 @@ async def incremental(
     gc.collect()
     gc.freeze()
     for repetition in range(repetitions + 1):  # the first one warms caches and is not counted
-        chosen: set[int] = set()
-        while len(chosen) < INCREMENTAL_SIZE:
-            number = rng.randrange(seeded.codes)
-            if seeded.labels[number] != NOT_IN_SYSTEM:
-                chosen.add(number)
-        codes = [code_of(number) for number in chosen]
-        now = system_clock()
-        async with unit_of_work(engine, "bench") as connection:
-            await connection.execute(
-                text(
-                    "UPDATE dossiers SET status = CASE status WHEN 2 THEN 4 WHEN 4 THEN 2 "
-                    "ELSE status END, snapshot_emitted_at = :now WHERE code = ANY(:codes)"
-                ),
-                {"now": now, "codes": codes},
-            )
-            await mark_for_reconcile(connection, codes, at=now)
+        await change_random_dossiers(engine, seeded, rng)
         if repetition == 1:
             timer.reset()
         timer.active = True
@@ -320,6 +309,12 @@ async def incremental(
         if repetition:
             durations.append(elapsed)
             judged.append(count)
+    profiler = cProfile.Profile()
+    for _ in range(profiled):
+        await change_random_dossiers(engine, seeded, rng)
+        profiler.enable()
+        await reconciler.reconcile_chunk()
+        profiler.disable()
     gc.unfreeze()
     median, p95 = statistics.median(durations), quantile(durations, 0.95)
     report.figures |= {"incremental_p50_ms": 1000 * median, "incremental_p95_ms": 1000 * p95}
@@ -343,9 +338,33 @@ async def incremental(
     for line in timer.table(len(durations), sum(durations), "chunk"):
         report.add(line)
     timer.remove(engine)
+    if profiled:
+        report.add(f"    {profiled} more chunks under cProfile:")
+        for line in profile_tables(pstats.Stats(profiler), profiled):
+            report.add(line)
     if any(count != INCREMENTAL_SIZE for count in judged):
         report.failures.append(f"incremental: chunks judged {sorted(set(judged))}")
     report.add()
+
+
+async def change_random_dossiers(engine: AsyncEngine, seeded: Seeded, rng: random.Random) -> None:
+    """1,000 random dossiers flip status 2 ↔ 4 with a new snapshot time, marked as ingest would."""
+    chosen: set[int] = set()
+    while len(chosen) < INCREMENTAL_SIZE:
+        number = rng.randrange(seeded.codes)
+        if seeded.labels[number] != NOT_IN_SYSTEM:
+            chosen.add(number)
+    codes = [code_of(number) for number in chosen]
+    now = system_clock()
+    async with unit_of_work(engine, "bench") as connection:
+        await connection.execute(
+            text(
+                "UPDATE dossiers SET status = CASE status WHEN 2 THEN 4 WHEN 4 THEN 2 "
+                "ELSE status END, snapshot_emitted_at = :now WHERE code = ANY(:codes)"
+            ),
+            {"now": now, "codes": codes},
+        )
+        await mark_for_reconcile(connection, codes, at=now)
 
 
 # --------------------------------------------------------------------------------------- main
@@ -374,9 +393,11 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
         report.add(host_line())
         report.figures["load_at_start"] = load_average()
         report.add()
-        drain_seconds = await sweep_in_process(engine, db_url, seeded, report, first=True)
-        await plan_diagnostics(engine, db_url, seeded, report)
-        report.add()
+        drain_seconds = 0.0
+        if not args.skip_first_sweep:
+            drain_seconds = await sweep_in_process(engine, db_url, seeded, report, first=True)
+            await plan_diagnostics(engine, db_url, seeded, report)
+            report.add()
         if not args.skip_resweep:
             await sweep_in_process(engine, db_url, seeded, report, first=False)
         for chunk_size in args.chunk_sizes if args.processes else ():
@@ -412,7 +433,15 @@ async def run(args: argparse.Namespace, db_url: str, report: Report, fingerprint
             )
         # Also leaves nothing due (after the profile's half sweep) for the incremental part.
         await periodic_sweep(engine, db_url, seeded, report)
-        await incremental(engine, db_url, seeded, report, repetitions=args.repetitions, rng=rng)
+        await incremental(
+            engine,
+            db_url,
+            seeded,
+            report,
+            repetitions=args.repetitions,
+            profiled=args.profile_incremental,
+            rng=rng,
+        )
         if code_fingerprint() != fingerprint:
             report.add(
                 f"WARNING: the reconcile code changed during the run (now {code_fingerprint()}): "
@@ -459,6 +488,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one more process sweep with py-spy on each process (raw stacks into DIR)",
     )
     parser.add_argument("--skip-resweep", action="store_true", help="no in-process re-sweep")
+    parser.add_argument(
+        "--skip-first-sweep",
+        action="store_true",
+        help="no in-process first sweep (a) nor its plan diagnostics",
+    )
+    parser.add_argument(
+        "--profile-incremental",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more incremental chunks under cProfile, after the timed ones",
+    )
     parser.add_argument("--seed", type=int, default=20241021, help="random seed")
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="write the headline figures here"

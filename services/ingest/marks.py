@@ -1,4 +1,6 @@
-"""Keeping each dossier's date marks (DATES_REWRITTEN) up to date, in the batch's transaction.
+"""Keeping each dossier's date marks (DATES_REWRITTEN) up to date, in the batch's transaction:
+the portable write path's way (``service._write_portably``; PostgreSQL's fast path merges them
+in its one statement, ``pg_bulk``, with the same result — ``test_pg_write_path.py``).
 
 The marks are columns of the dossier's row, which the batch's snapshot upsert has just written
 (and locked, on PostgreSQL). They are merged in Python (:func:`shared.date_marks.merge`: minima

@@ -200,14 +200,6 @@ async def store_pending(
     if batch.postgresql is not None:
         fresh_ids, stale = await pg_bulk.write_batch(connection, batch.postgresql, now=now)
         fresh = set(fresh_ids)
-        fresh_steps = [row for row in batch.postgresql.steps if row["event_id"] in fresh]
-        if fresh_steps:
-            await pg_bulk.upsert_step_summary(connection, step_summary(fresh_steps))
-        new_dates: dict[str, list[SnapshotDates]] = defaultdict(list)
-        for event_id, code, dates in batch.postgresql.dates:
-            if event_id in fresh:
-                new_dates[code].append(dates)
-        await marks.record(connection, new_dates)
     else:
         fresh, stale = await _write_portably(connection, list(batch.unique.values()), now=now)
     for event_id, event in batch.unique.items():
