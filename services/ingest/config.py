@@ -12,6 +12,8 @@ class IngestSettings(BaseDoisoatSettings):
     kafka_group_id: str = "doisoat-ingest"
     kafka_client_id: str = "doisoat-ingest"
     kafka_batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
+    # Batches of different partitions in the database at once (services/ingest/lanes.py).
+    kafka_concurrent_batches: int = Field(default=2, ge=1, le=16)
     kafka_poll_timeout_ms: int = Field(default=1000, ge=10)
     kafka_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     kafka_max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -4,7 +4,7 @@ Delivery is at least once; effects are idempotent, so a redelivered message is a
 duplicate. The pitfalls this avoids (see aiokafka #929, #1046, #848):
 - offsets are committed explicitly (``{tp: last + 1}``) and only after the database commit;
 - a failed batch seeks back to the committed offsets before retrying, or it would be skipped;
-- a rebalance waits for the batch in flight (the listener takes the same lock), and a commit
+- a rebalance waits for the batches in flight (the listener takes their locks), and a commit
   that fails because of one only means redelivery;
 - batches are bounded so processing stays far below ``max_poll_interval_ms``.
 """
@@ -17,38 +17,21 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import progress, service
+from services.ingest import lanes, progress, service
 from services.ingest.config import IngestSettings
+from services.ingest.prepared import Prepared, prepare
 from shared import metrics
 from shared.clock import Clock
 from shared.db import unit_of_work
-from shared.events import DossierEvent, parse_message
 
 log = logging.getLogger("doisoat.ingest")
-
-_PARSE_SLICE = 50  # messages parsed between two yields to the event loop (about 2 ms of CPU)
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """A parsed batch waiting for its transaction, its statements' parameters already built."""
-
-    started: float
-    batch: service.PendingBatch
-    dead: list[service.DeadLetterRecord]
-    offsets: dict[TopicPartition, int]
-    first: dict[TopicPartition, int]
-    newest: dict[TopicPartition, datetime]  # emitted_at of the newest event per partition
-    size: int
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -58,7 +41,9 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         self._ingestor = ingestor
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        async with self._ingestor.batch_lock:
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in self._ingestor.lane_locks:  # always in lane order
+                await stack.enter_async_context(lock)
             for tp in revoked:
                 labels = (tp.topic, str(tp.partition))
                 if labels in self._ingestor.lag_labels:
@@ -90,7 +75,9 @@ class KafkaIngestor:
         self._engine = engine
         self._clock = clock
         self._stopping = asyncio.Event()
-        self.batch_lock = asyncio.Lock()
+        self.lanes = settings.kafka_concurrent_batches
+        # Held by a lane's batch from its transaction to its offset commit.
+        self.lane_locks = [asyncio.Lock() for _ in range(self.lanes)]
         self.lag_labels: set[tuple[str, str]] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._member = f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}"
@@ -158,15 +145,16 @@ class KafkaIngestor:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch and parse batch N+1 while batch N is in the database: a two-stage pipeline.
+        """Fetch and parse the next batch while the previous ones are in the database.
 
-        Batches still commit strictly in order (the next store starts only after the previous
-        one's offsets were committed), so the at-least-once accounting is unchanged; the
-        overlap only keeps this process's CPU busy while PostgreSQL works.
+        A fetched batch is cut by lane (:mod:`.lanes`); each lane has at most one batch in
+        flight, so a lane's partitions are stored and their offsets committed strictly in
+        order, while the other lanes' batches are in the database at the same time. When a
+        batch fails, the others in flight are let finish, everything not stored is fetched
+        again from its first offset, and consumption backs off.
         """
         settings = self._settings
-        in_flight: asyncio.Task[bool] | None = None
-        in_flight_batch: _Prepared | None = None
+        in_flight: dict[int, tuple[asyncio.Task[bool], Prepared]] = {}
         failures = 0
         try:
             while not self._stopping.is_set():
@@ -174,44 +162,57 @@ class KafkaIngestor:
                     timeout_ms=settings.kafka_poll_timeout_ms,
                     max_records=settings.kafka_batch_max_messages,
                 )
-                prepared = await self._prepare(batch) if batch else None
-                if in_flight is not None:
-                    failed = in_flight_batch
-                    stored, in_flight = await in_flight, None
-                    if not stored:
-                        failures += 1
-                        await self._recover(consumer, failures, failed, prepared)
-                        continue
-                    failures = 0
-                if prepared is not None:
-                    in_flight = asyncio.create_task(self._store(consumer, prepared))
-                    in_flight_batch = prepared
+                prepared = {
+                    lane: await prepare(
+                        records,
+                        postgresql=self._engine.dialect.name == "postgresql",
+                        max_bytes=settings.kafka_max_message_bytes,
+                    )
+                    for lane, records in lanes.split(batch, self.lanes).items()
+                }
+                failed: list[Prepared] = []
+                for lane in sorted({*prepared, *in_flight}):
+                    entry = in_flight.get(lane)
+                    if entry is not None and (lane in prepared or entry[0].done()):
+                        task, previous = in_flight.pop(lane)
+                        if await task:
+                            failures = 0
+                        else:
+                            failed.append(previous)
+                    if lane in prepared and not failed:  # each lane starts once its last ended
+                        lane_batch = prepared.pop(lane)
+                        task = asyncio.create_task(self._store(consumer, lane_batch, lane))
+                        in_flight[lane] = (task, lane_batch)
+                if failed:
+                    for task, previous in in_flight.values():
+                        if not await task:
+                            failed.append(previous)
+                    in_flight.clear()
+                    failures += 1
+                    await self._recover(consumer, failures, failed, prepared.values())
+                    continue
                 await self._update_lag(consumer)
-                if in_flight is None:
-                    await self._report_idle(consumer)
+                await self._report_idle(consumer, busy=set(in_flight))
         finally:
-            if in_flight is not None:
-                await asyncio.shield(in_flight)
+            if in_flight:
+                await asyncio.shield(asyncio.gather(*(task for task, _ in in_flight.values())))
 
     async def _recover(
         self,
         consumer: AIOKafkaConsumer,
         failures: int,
-        failed: _Prepared | None,
-        discarded: _Prepared | None,
+        failed: Sequence[Prepared],
+        dropped: Iterable[Prepared],
     ) -> None:
-        """After a failed batch: rewind to the first offset of the failed batch (and of the
-        batch fetched meanwhile, which is dropped), back off.
+        """After failed batches: rewind each partition to the first offset not stored (of the
+        failed batches, and of those fetched meanwhile, which are dropped), back off.
 
         Not ``seek_to_committed``: aiokafka skips the seek when a partition has no committed
         offset yet (or 0), so a batch failing before its partition's first commit was skipped
         and its events lost once a later batch committed past it.
         """
         metrics.INGEST_BATCH_FAILURES.inc()
-        rewind = dict(discarded.first) if discarded is not None else {}
-        if failed is not None:
-            rewind.update(failed.first)  # older than the dropped batch: its offsets win
-        for tp, offset in rewind.items():
+        for tp, offset in lanes.rewind_to(failed, dropped).items():
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
         settings = self._settings
@@ -222,49 +223,9 @@ class KafkaIngestor:
             )
         )
 
-    async def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Prepared:
-        """Parse and check every message of a batch and build its statements (CPU only).
-
-        The work is cut in slices with a yield to the event loop between them: the previous
-        batch's transaction sends its next statement as soon as PostgreSQL answered the last
-        one, instead of waiting for the whole batch to be parsed.
-        """
-        started = time.perf_counter()
-        events = service.BatchBuilder(postgresql=self._engine.dialect.name == "postgresql")
-        dead: list[service.DeadLetterRecord] = []
-        offsets: dict[TopicPartition, int] = {}
-        first: dict[TopicPartition, int] = {}
-        newest: dict[TopicPartition, datetime] = {}
-        for tp, records in batch.items():
-            first[tp] = records[0].offset
-            offsets[tp] = records[-1].offset + 1
-            for index, record in enumerate(records):
-                if index % _PARSE_SLICE == _PARSE_SLICE - 1:
-                    await asyncio.sleep(0)
-                parsed = parse_message(
-                    record.value, record.key, max_bytes=self._settings.kafka_max_message_bytes
-                )
-                if isinstance(parsed, DossierEvent):
-                    events.add(parsed)
-                    if tp not in newest or parsed.emitted_at > newest[tp]:
-                        newest[tp] = parsed.emitted_at
-                else:
-                    dead.append(
-                        service.DeadLetterRecord(
-                            tp.topic,
-                            tp.partition,
-                            record.offset,
-                            record.key,
-                            record.value or b"",
-                            parsed,
-                        )
-                    )
-        size = sum(len(records) for records in batch.values())
-        return _Prepared(started, events.build(), dead, offsets, first, newest, size)
-
-    async def _store(self, consumer: AIOKafkaConsumer, prepared: _Prepared) -> bool:
+    async def _store(self, consumer: AIOKafkaConsumer, prepared: Prepared, lane: int) -> bool:
         """One transaction for the batch, then its offsets; False when the batch must be redone."""
-        async with self.batch_lock:
+        async with self.lane_locks[lane]:
             now = self._clock()
             try:
                 async with unit_of_work(self._engine, "ingest_batch") as connection:
@@ -272,7 +233,7 @@ class KafkaIngestor:
                     await service.store_dead_letters(connection, prepared.dead, now=now)
                     await progress.report_partitions(
                         connection,
-                        self._progress(consumer, prepared),
+                        self._progress(consumer, prepared, lane),
                         consumer=self._member,
                         now=now,
                     )
@@ -293,7 +254,7 @@ class KafkaIngestor:
         self._count(result, prepared)
         return True
 
-    def _count(self, result: service.BatchResult, prepared: _Prepared) -> None:
+    def _count(self, result: service.BatchResult, prepared: Prepared) -> None:
         service.record_batch(
             result,
             transport="kafka",
@@ -303,11 +264,13 @@ class KafkaIngestor:
         )
 
     def _progress(
-        self, consumer: AIOKafkaConsumer, prepared: _Prepared
+        self, consumer: AIOKafkaConsumer, prepared: Prepared, lane: int
     ) -> list[progress.PartitionReport]:
-        """Every assigned partition, not only the batch's: while one partition's backlog is
-        drained the others' high-water marks move too, and a partition this member has not
-        stored yet is reported without a position (the watermark is then unknown)."""
+        """Every assigned partition of the lane, not only the batch's: while one partition's
+        backlog is drained the others' high-water marks move too, and a partition this member
+        has not stored yet is reported without a position (the watermark is then unknown).
+        Not the other lanes' partitions: their batches' transactions write those rows, and
+        two transactions writing the same rows would wait for each other."""
         positions = {**self.stored_positions, **prepared.offsets}
         return [
             progress.PartitionReport(
@@ -318,10 +281,12 @@ class KafkaIngestor:
                 prepared.newest.get(tp),
             )
             for tp in {*consumer.assignment(), *prepared.offsets}
+            if lanes.lane_of(tp, self.lanes) == lane
         ]
 
-    async def _report_idle(self, consumer: AIOKafkaConsumer) -> None:
-        """Nothing fetched is left unstored: report every assigned partition's position.
+    async def _report_idle(self, consumer: AIOKafkaConsumer, *, busy: set[int]) -> None:
+        """Nothing fetched for an idle lane is left unstored: report the position of every
+        assigned partition of the lanes without a batch in flight (``busy``: those with one).
 
         Throttled to ``kafka_report_every_seconds``; a partition reported by nobody for the
         reconciler's staleness limit makes the watermark unknown, so this is the heartbeat.
@@ -330,6 +295,8 @@ class KafkaIngestor:
             return
         reports = []
         for tp in consumer.assignment():
+            if lanes.lane_of(tp, self.lanes) in busy:
+                continue
             try:
                 position = await consumer.position(tp)
             except IllegalStateError:

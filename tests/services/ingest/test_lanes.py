@@ -1,0 +1,122 @@
+"""Lanes: batches of different partitions in the database at once, one partition in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest import lanes, service
+from shared.models import Event
+from tests.factories import BASE_TIME, dossier_code, snapshot
+from tests.services.ingest.test_kafka_ingest import (
+    keyed,
+    new_topic,
+    running,
+    scalar,
+    settings_for,
+    wait_until_committed,
+)
+from tests.support.broker import Broker, produce
+
+TOPIC = "tthc.hoso.events"
+
+
+@dataclass
+class Fetched:
+    first: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+@given(
+    st.dictionaries(st.integers(0, 11), st.lists(st.integers(), min_size=1), min_size=1),
+    st.integers(1, 4),
+)
+def test_a_batch_is_cut_into_lanes_that_share_no_partition_and_lose_no_message(
+    records: dict[int, list[int]], count: int
+) -> None:
+    batch = {TopicPartition(TOPIC, partition): items for partition, items in records.items()}
+    by_lane = lanes.split(batch, count)
+    seen = [tp for lane_batch in by_lane.values() for tp in lane_batch]
+    assert sorted(seen) == sorted(batch) and len(seen) == len(set(seen))
+    for lane, lane_batch in by_lane.items():
+        assert all(lanes.lane_of(tp, count) == lane for tp in lane_batch)
+        assert all(lane_batch[tp] is batch[tp] for tp in lane_batch)
+
+
+def test_a_partition_stays_in_its_lane_whatever_else_is_assigned() -> None:
+    five, two = TopicPartition(TOPIC, 5), TopicPartition(TOPIC, 2)
+    assert lanes.split({five: [1]}, 2) == {1: {five: [1]}}
+    assert lanes.split({five: [1], two: [2]}, 2) == {1: {five: [1]}, 0: {two: [2]}}
+
+
+def test_after_a_failure_each_partition_goes_back_to_its_first_message_not_stored() -> None:
+    zero, one, two = (TopicPartition(TOPIC, n) for n in range(3))
+    failed = [Fetched({zero: 100}), Fetched({one: 40})]
+    dropped = [Fetched({zero: 180, two: 7}), Fetched({two: 3})]
+    assert lanes.rewind_to(failed, dropped) == {zero: 100, one: 40, two: 3}
+
+
+def test_nothing_failed_and_nothing_dropped_rewinds_nothing() -> None:
+    assert lanes.rewind_to([], []) == {}
+
+
+@dataclass
+class Overlap:
+    """Wraps ``service.store_pending``: how many batches were in the database at once, and
+    whether two at once ever held the same dossier."""
+
+    original: Callable[..., Awaitable[Any]]
+    current: list[set[str]] = field(default_factory=list)
+    most: int = 0
+    shared_dossiers: bool = False
+
+    async def __call__(self, connection: Any, batch: Any, **kwargs: Any) -> Any:
+        codes = {event.dossier_code for event in batch.unique.values()}
+        self.shared_dossiers |= any(codes & other for other in self.current)
+        self.current.append(codes)
+        self.most = max(self.most, len(self.current))
+        try:
+            await asyncio.sleep(0.05)  # long enough for the other lane's batch to start
+            return await self.original(connection, batch, **kwargs)
+        finally:
+            self.current.remove(codes)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+async def test_batches_of_different_lanes_are_in_the_database_at_once(
+    broker: Broker,
+    pg_engine: AsyncEngine,
+    pg_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+) -> None:
+    topic = new_topic(broker, partitions=4)
+    envelopes = [
+        snapshot(
+            dossier_code(number),
+            event_id=f"{number}-{version}",
+            emitted_at=BASE_TIME + timedelta(hours=version),
+        )
+        for number in range(200)
+        for version in range(5)
+    ]
+    produce(broker.bootstrap, topic, keyed(envelopes))
+    overlap = Overlap(service.store_pending)
+    monkeypatch.setattr(service, "store_pending", overlap)
+    settings = settings_for(broker, topic, pg_database_url).model_copy(
+        update={"kafka_concurrent_batches": count, "kafka_batch_max_messages": 100}
+    )
+    async with running(settings, pg_engine):
+        await wait_until_committed(settings)
+    assert await scalar(pg_engine, select(func.count()).select_from(Event)) == len(envelopes)
+    assert overlap.most == count
+    assert not overlap.shared_dossiers
