@@ -304,6 +304,12 @@ class RssSampler(ProcessSampler[str]):
         self.cpu_seconds = 0.0
         self.machine_busy = 0.0
         self.machine_seconds = 0.0
+        self._steady_start: Any = None
+        self.machine_busy_steady = 0.0
+
+    def mark_steady(self) -> None:
+        """From now on also measure the machine's busy share of the steady state alone."""
+        self._steady_start = psutil.cpu_times()
 
     @property
     def postgres_cpu_seconds(self) -> float:
@@ -323,15 +329,20 @@ class RssSampler(ProcessSampler[str]):
                 continue
             self._backend_cpu[pid] = times.user + times.system
 
-    def _sample_machine(self) -> None:
-        now = psutil.cpu_times()
-        start = self._machine_start
+    @staticmethod
+    def _busy_since(start: Any, now: Any) -> tuple[float, float]:
+        """CPU seconds elapsed (all CPUs) and the busy share of them between two samples."""
         total = sum(now) - sum(start)
         idle = (now.idle + getattr(now, "iowait", 0.0)) - (
             start.idle + getattr(start, "iowait", 0.0)
         )
-        self.machine_seconds = total
-        self.machine_busy = (total - idle) / total if total > 0 else 0.0
+        return total, (total - idle) / total if total > 0 else 0.0
+
+    def _sample_machine(self) -> None:
+        now = psutil.cpu_times()
+        self.machine_seconds, self.machine_busy = self._busy_since(self._machine_start, now)
+        if self._steady_start is not None:
+            _, self.machine_busy_steady = self._busy_since(self._steady_start, now)
 
     def sample(self) -> None:
         super().sample()
@@ -501,6 +512,7 @@ def wait_until_ingested(
     def first_commit() -> None:
         progress.first_commit_cpu = sampler.cpu_seconds
         progress.first_commit_postgres_cpu = sampler.postgres_cpu_seconds
+        sampler.mark_steady()
 
     watcher.on_first_commit.append(first_commit)
     watcher.start()
@@ -867,7 +879,8 @@ def main(argv: list[str] | None = None) -> int:
             ("CPU per event", f"ingest {ingest_us:.0f} µs + PostgreSQL {postgres_us:.0f} µs "
              f"in steady state: one ingest core alone caps at {1e6 / ingest_us:,.0f} events/s"
              if ingest_us > 0 else "-"),
-            ("CPU (machine)", f"{sampler.machine_busy:.0%} busy over the run "
+            ("CPU (machine)", f"{sampler.machine_busy:.0%} busy over the run, "
+             f"{sampler.machine_busy_steady:.0%} in steady state "
              f"(all {os.cpu_count()} CPUs, everything running)"),
             ("host", f"{os.cpu_count()} CPUs, load average {load_at_start:.2f} at start, "
              f"PostgreSQL {pg_info}"),
@@ -890,6 +903,10 @@ def main(argv: list[str] | None = None) -> int:
                 "ingest_us_per_event": round(ingest_us, 1),
                 "postgres_us_per_event": round(postgres_us, 1),
                 "machine_busy": round(sampler.machine_busy, 3),
+                "machine_busy_steady": round(sampler.machine_busy_steady, 3),
+                "steady_share_of_copy_rate": (
+                    round(steady_events / steady / copy_rate, 3) if steady > 0 else None
+                ),
                 "peak_rss_mib": round(peak_rss / 2**20, 1),
                 "load_at_start": round(load_at_start, 2),
                 "rows_as_expected": all(copy.counts[t] == want for t, want in expected.items()),

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -32,6 +32,10 @@ from shared.clock import Clock
 from shared.db import unit_of_work
 
 log = logging.getLogger("doisoat.ingest")
+
+# While every lane with messages has a batch in flight: how often to look for messages of the
+# idle lanes (a fetch that does not wait: from what the consumer has prefetched).
+_IDLE_LANE_POLL_SECONDS = 0.02
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -145,52 +149,64 @@ class KafkaIngestor:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch and parse the next batch while the previous ones are in the database.
+        """Keep a batch of every lane in the database, fetching and parsing the next one of a
+        lane as soon as its last one is stored.
 
-        A fetched batch is cut by lane (:mod:`.lanes`); each lane has at most one batch in
-        flight, so a lane's partitions are stored and their offsets committed strictly in
-        order, while the other lanes' batches are in the database at the same time. When a
-        batch fails, the others in flight are let finish, everything not stored is fetched
-        again from its first offset, and consumption backs off.
+        Each lane (:mod:`.lanes`) has at most one batch in flight, so its partitions are
+        stored and their offsets committed strictly in order, while the other lanes' batches
+        are in the database at the same time. A lane's batch is fetched from its own
+        partitions only: a fetch over all of them mostly returns one partition's backlog, and
+        the lanes would take turns. When a batch fails, its partitions are fetched again from
+        its first offset after a back-off; the other lanes go on.
         """
         settings = self._settings
         in_flight: dict[int, tuple[asyncio.Task[bool], Prepared]] = {}
         failures = 0
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=settings.kafka_poll_timeout_ms,
-                    max_records=settings.kafka_batch_max_messages,
-                )
-                prepared = {
-                    lane: await prepare(
+                if in_flight:
+                    idle = [
+                        tp
+                        for tp in consumer.assignment()
+                        if lanes.lane_of(tp, self.lanes) not in in_flight
+                    ]
+                    batch = (
+                        await consumer.getmany(
+                            *idle, timeout_ms=0, max_records=settings.kafka_batch_max_messages
+                        )
+                        if idle
+                        else {}
+                    )
+                else:
+                    batch = await consumer.getmany(
+                        timeout_ms=settings.kafka_poll_timeout_ms,
+                        max_records=settings.kafka_batch_max_messages,
+                    )
+                for lane, records in lanes.split(batch, self.lanes).items():
+                    lane_batch = await prepare(
                         records,
                         postgresql=self._engine.dialect.name == "postgresql",
                         max_bytes=settings.kafka_max_message_bytes,
                     )
-                    for lane, records in lanes.split(batch, self.lanes).items()
-                }
+                    task = asyncio.create_task(self._store(consumer, lane_batch, lane))
+                    in_flight[lane] = (task, lane_batch)
+                if in_flight and not batch:
+                    await asyncio.wait(
+                        [task for task, _ in in_flight.values()],
+                        timeout=_IDLE_LANE_POLL_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 failed: list[Prepared] = []
-                for lane in sorted({*prepared, *in_flight}):
-                    entry = in_flight.get(lane)
-                    if entry is not None and (lane in prepared or entry[0].done()):
-                        task, previous = in_flight.pop(lane)
-                        if await task:
+                for lane, (task, lane_batch) in list(in_flight.items()):
+                    if task.done():
+                        del in_flight[lane]
+                        if task.result():
                             failures = 0
                         else:
-                            failed.append(previous)
-                    if lane in prepared and not failed:  # each lane starts once its last ended
-                        lane_batch = prepared.pop(lane)
-                        task = asyncio.create_task(self._store(consumer, lane_batch, lane))
-                        in_flight[lane] = (task, lane_batch)
+                            failed.append(lane_batch)
                 if failed:
-                    for task, previous in in_flight.values():
-                        if not await task:
-                            failed.append(previous)
-                    in_flight.clear()
                     failures += 1
-                    await self._recover(consumer, failures, failed, prepared.values())
-                    continue
+                    await self._recover(consumer, failures, failed)
                 await self._update_lag(consumer)
                 await self._report_idle(consumer, busy=set(in_flight))
         finally:
@@ -198,21 +214,17 @@ class KafkaIngestor:
                 await asyncio.shield(asyncio.gather(*(task for task, _ in in_flight.values())))
 
     async def _recover(
-        self,
-        consumer: AIOKafkaConsumer,
-        failures: int,
-        failed: Sequence[Prepared],
-        dropped: Iterable[Prepared],
+        self, consumer: AIOKafkaConsumer, failures: int, failed: Sequence[Prepared]
     ) -> None:
-        """After failed batches: rewind each partition to the first offset not stored (of the
-        failed batches, and of those fetched meanwhile, which are dropped), back off.
+        """After failed batches: rewind their partitions to the first offset not stored (theirs:
+        nothing of a lane is fetched while its batch is in flight), back off.
 
         Not ``seek_to_committed``: aiokafka skips the seek when a partition has no committed
         offset yet (or 0), so a batch failing before its partition's first commit was skipped
         and its events lost once a later batch committed past it.
         """
         metrics.INGEST_BATCH_FAILURES.inc()
-        for tp, offset in lanes.rewind_to(failed, dropped).items():
+        for tp, offset in lanes.rewind_to(failed).items():
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
         settings = self._settings

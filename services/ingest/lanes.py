@@ -12,7 +12,7 @@ consumer (``consumer.py``) does the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from aiokafka import TopicPartition
@@ -29,7 +29,7 @@ class Rewindable(Protocol):
 
 def lane_of(tp: TopicPartition, lanes: int) -> int:
     """The lane a partition belongs to, the same after every rebalance."""
-    return tp.partition % lanes
+    return int(tp.partition) % lanes
 
 
 def split(
@@ -42,19 +42,11 @@ def split(
     return by_lane
 
 
-def rewind_to(
-    failed: Sequence[Rewindable], dropped: Iterable[Rewindable]
-) -> dict[TopicPartition, int]:
-    """Where to seek after failures: each partition back to the first offset not stored.
-
-    ``failed`` are the batches whose transaction failed (the oldest unstored messages of their
-    partitions); ``dropped`` were fetched after them and are given up to be fetched again.
-    The failed batches' offsets win where both hold a partition.
-    """
+def rewind_to(failed: Iterable[Rewindable]) -> dict[TopicPartition, int]:
+    """Where to seek after failures: each partition of the failed batches back to its first
+    offset in them (nothing later of a lane is fetched while its batch is in flight)."""
     offsets: dict[TopicPartition, int] = {}
-    for batch in dropped:
+    for batch in failed:
         for tp, offset in batch.first.items():
             offsets[tp] = min(offset, offsets.get(tp, offset))
-    for batch in failed:
-        offsets.update(batch.first)
     return offsets

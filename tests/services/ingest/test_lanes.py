@@ -60,13 +60,12 @@ def test_a_partition_stays_in_its_lane_whatever_else_is_assigned() -> None:
 
 def test_after_a_failure_each_partition_goes_back_to_its_first_message_not_stored() -> None:
     zero, one, two = (TopicPartition(TOPIC, n) for n in range(3))
-    failed = [Fetched({zero: 100}), Fetched({one: 40})]
-    dropped = [Fetched({zero: 180, two: 7}), Fetched({two: 3})]
-    assert lanes.rewind_to(failed, dropped) == {zero: 100, one: 40, two: 3}
+    failed = [Fetched({zero: 100, two: 7}), Fetched({one: 40})]
+    assert lanes.rewind_to(failed) == {zero: 100, one: 40, two: 7}
 
 
-def test_nothing_failed_and_nothing_dropped_rewinds_nothing() -> None:
-    assert lanes.rewind_to([], []) == {}
+def test_nothing_failed_rewinds_nothing() -> None:
+    assert lanes.rewind_to([]) == {}
 
 
 @dataclass
