@@ -4,8 +4,9 @@
    ~1 % redelivered duplicates, some snapshots out of order) and produces them, keyed by MaHoSo,
    to a fresh topic (on a tansu broker started here unless ``--bootstrap`` is given);
 2. creates and migrates a fresh PostgreSQL database, starts ``doisoat ingest`` as a separate OS
-   process (its RSS sampled every 100 ms) and times it from spawn until every event is in
-   PostgreSQL and the group's committed offsets equal the end offsets;
+   process (``--consumers N``: N of them in one group; RSS sampled every 100 ms) and times it
+   from spawn until every event is in PostgreSQL and the group's committed offsets equal the
+   end offsets;
 3. loads the very same rows (read back from ``events``, ``progress_steps``, ``dossiers``) into
    ``bench_*`` tables of the same shape with COPY, as the floor of what PostgreSQL can take;
 4. prints the figures, and cleans up (consumer, database, broker or topic) even on Ctrl-C.
@@ -289,14 +290,15 @@ def _generate(total: int, dossiers: int, seed: int) -> Workload:
 
 
 class RssSampler(ProcessSampler[str]):
-    """Peak resident set size of the consumer (``peak["ingest"]``), sampled every 100 ms.
+    """Peak resident set size of each consumer (``peak[name]``), sampled every 100 ms.
 
-    Also keeps the CPU time of that process, of the PostgreSQL backends serving ``database``
-    (they exit with their connections, so they are sampled while alive) and of the machine.
+    Also keeps the CPU time of the consumers (summed), of the PostgreSQL backends serving
+    ``database`` (they exit with their connections, so they are sampled while alive) and of the
+    machine.
     """
 
-    def __init__(self, pid: int, database: str, interval: float = 0.1) -> None:
-        super().__init__({"ingest": pid}, interval, name="rss-sampler")
+    def __init__(self, pids: dict[str, int], database: str, interval: float = 0.1) -> None:
+        super().__init__(pids, interval, name="rss-sampler")
         self._database = database
         self._machine_start = psutil.cpu_times()
         self._backends: dict[int, psutil.Process] = {}
@@ -346,7 +348,7 @@ class RssSampler(ProcessSampler[str]):
 
     def sample(self) -> None:
         super().sample()
-        self.cpu_seconds = self.cpu().get("ingest", self.cpu_seconds)
+        self.cpu_seconds = max(self.cpu_seconds, sum(self.cpu().values()))
         self._sample_backends()
         self._sample_machine()
 
@@ -392,9 +394,9 @@ class Consumer:
             self.watchdog.wait()
 
 
-def start_consumer(env: dict[str, str], log_dir: Path) -> Consumer:
+def start_consumer(env: dict[str, str], log_dir: Path, name: str = "ingest") -> Consumer:
     port = _free_port()
-    log_path = log_dir / "ingest.log"
+    log_path = log_dir / f"{name}.log"
     full_env = {
         **os.environ,
         **env,
@@ -492,7 +494,7 @@ class OffsetWatcher(threading.Thread):
 
 
 def wait_until_ingested(
-    consumer: Consumer,
+    consumers: list[Consumer],
     watcher: OffsetWatcher,
     total: int,
     db_url: str,
@@ -519,14 +521,17 @@ def wait_until_ingested(
     last_report = time.perf_counter()
     while True:
         now = time.perf_counter()
-        if consumer.process.poll() is not None:
-            raise RuntimeError(
-                f"doisoat ingest exited with {consumer.process.returncode}:\n{consumer.log_tail()}"
-            )
+        for consumer in consumers:
+            if consumer.process.poll() is not None:
+                raise RuntimeError(
+                    f"doisoat ingest exited with {consumer.process.returncode}:\n"
+                    f"{consumer.log_tail()}"
+                )
         if now - started > limit_seconds:
+            tails = "\n".join(consumer.log_tail() for consumer in consumers)
             raise TimeoutError(
                 f"not all events ingested after {limit_seconds:.0f} s "
-                f"({watcher.committed:,}/{total:,} committed)\n{consumer.log_tail()}"
+                f"({watcher.committed:,}/{total:,} committed)\n{tails}"
             )
         committed = watcher.committed
         if committed >= total:
@@ -572,9 +577,18 @@ class ConsumerMetrics:
         return "-"
 
 
-def read_metrics(port: int) -> ConsumerMetrics:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+def read_metrics(ports: list[int]) -> ConsumerMetrics:
+    """The consumers' batch and outcome metrics, summed over the processes."""
     result = ConsumerMetrics()
+    buckets: dict[float, float] = {}
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        _add_metrics(result, buckets, text)
+    result.batch_buckets = sorted(buckets.items())
+    return result
+
+
+def _add_metrics(result: ConsumerMetrics, buckets: dict[float, float], text: str) -> None:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
@@ -582,24 +596,24 @@ def read_metrics(port: int) -> ConsumerMetrics:
                 if labels.get("transport") != "kafka":
                     continue
                 if sample.name.endswith("_count"):
-                    result.batches = int(sample.value)
+                    result.batches += int(sample.value)
                 elif sample.name.endswith("_sum"):
-                    result.batch_seconds = sample.value
+                    result.batch_seconds += sample.value
                 elif sample.name.endswith("_bucket"):
-                    result.batch_buckets.append((float(labels["le"]), sample.value))
+                    bound = float(labels["le"])
+                    buckets[bound] = buckets.get(bound, 0.0) + sample.value
             elif family.name == "doisoat_ingest_batch_size_events":
                 if labels.get("transport") == "kafka" and sample.name.endswith("_sum"):
-                    result.batch_events = sample.value
+                    result.batch_events += sample.value
             elif family.name == "doisoat_db_transaction_duration_seconds":
                 if labels.get("name") == "ingest_batch":
                     if sample.name.endswith("_count"):
-                        result.tx_count = int(sample.value)
+                        result.tx_count += int(sample.value)
                     elif sample.name.endswith("_sum"):
-                        result.tx_seconds = sample.value
+                        result.tx_seconds += sample.value
             elif family.name == "doisoat_ingest_events" and sample.name.endswith("_total"):
-                result.outcomes[labels["outcome"]] = int(sample.value)
-    result.batch_buckets.sort()
-    return result
+                outcome = labels["outcome"]
+                result.outcomes[outcome] = result.outcomes.get(outcome, 0) + int(sample.value)
 
 
 # ---------------------------------------------------------------------------------- COPY
@@ -664,6 +678,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dossiers", type=int, default=20_000, help="dossiers (default 20000)")
     parser.add_argument("--partitions", type=int, default=4, help="topic partitions (default 4)")
     parser.add_argument(
+        "--consumers",
+        type=int,
+        default=1,
+        help="`doisoat ingest` processes in one consumer group (default 1; the scale-out)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=None,
@@ -688,8 +708,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--json", type=Path, default=None, metavar="FILE", help="write the headline figures here"
     )
     args = parser.parse_args(argv)
-    if args.dossiers < 1 or args.partitions < 1:
-        parser.error("--dossiers and --partitions must be positive")
+    if args.dossiers < 1 or args.partitions < 1 or args.consumers < 1:
+        parser.error("--dossiers, --partitions and --consumers must be positive")
     if args.events - int(args.events * DUPLICATE_SHARE) < 4 * args.dossiers:
         parser.error("need at least about 4 events per dossier (3 snapshots and a step)")
     return args
@@ -709,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="doisoat-bench-"))
     broker: Broker | None = None
     database: BenchDatabase | None = None
-    consumer: Consumer | None = None
+    consumers: list[Consumer] = []
     sampler: RssSampler | None = None
     profiler: subprocess.Popen[bytes] | None = None
     watcher: OffsetWatcher | None = None
@@ -774,13 +794,17 @@ def main(argv: list[str] | None = None) -> int:
             "DOISOAT_KAFKA_BATCH_MAX_MESSAGES": str(batch),
         }
         started = time.perf_counter()
-        consumer = start_consumer(env, work_dir)
-        sampler = RssSampler(consumer.process.pid, db_name)
+        consumers = [
+            start_consumer(env, work_dir, f"ingest-{number}") for number in range(args.consumers)
+        ]
+        sampler = RssSampler(
+            {f"ingest-{number}": c.process.pid for number, c in enumerate(consumers)}, db_name
+        )
         sampler.start()
         if args.py_spy:
             output = Path(args.py_spy)
             profiler = start_py_spy(
-                consumer.process.pid,
+                consumers[0].process.pid,
                 output,
                 rate=100,
                 output_format=PY_SPY_FORMATS.get(output.suffix, "flamegraph"),
@@ -790,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         watcher = OffsetWatcher(bootstrap, group, topic, sorted(ends))
         progress = wait_until_ingested(
-            consumer,
+            consumers,
             watcher,
             sum(ends.values()),
             db_url,
@@ -805,9 +829,10 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
         if profiler is not None:
             stop_py_spy(profiler)
-        figures = read_metrics(consumer.port)
-        peak_rss = sampler.peak["ingest"]
-        consumer.stop()
+        figures = read_metrics([consumer.port for consumer in consumers])
+        peak_rss = max(sampler.peak.values())
+        for consumer in consumers:
+            consumer.stop()
 
         # -- the COPY floor
         copy = asyncio.run(copy_baseline(db_url))
@@ -857,7 +882,8 @@ def main(argv: list[str] | None = None) -> int:
             ("events", f"{messages_total:,} ({workload.unique:,} distinct, "
              f"{workload.duplicates:,} duplicates, {workload.out_of_order:,} late snapshots)"),
             ("dossiers", f"{workload.dossiers:,}"),
-            ("partitions", f"{args.partitions}"),
+            ("partitions", f"{args.partitions}, consumed by {args.consumers} "
+             f"`doisoat ingest` process{'es' if args.consumers > 1 else ''}"),
             ("batch size", f"{batch:,} (DOISOAT_KAFKA_BATCH_MAX_MESSAGES)"),
             ("generate / produce", f"{generation_seconds:.2f} s / {production_seconds:.2f} s "
              f"({messages_total / production_seconds:,.0f} msg/s produced)"),
@@ -871,7 +897,8 @@ def main(argv: list[str] | None = None) -> int:
             ("COPY events/s", f"{copy_rate:,.0f}"),
             ("ratio ours/COPY", f"{end_to_end / copy.seconds:.1f}× the time "
              f"({rate / copy_rate:.1%} of COPY's rate)"),
-            ("peak RSS (ingest)", f"{mib(peak_rss, 1)} ({sampler.samples} samples)"),
+            ("peak RSS (ingest)", f"{mib(peak_rss, 1)} ({sampler.samples} samples"
+             f"{', the largest process' if args.consumers > 1 else ''})"),
             ("CPU (ingest)", f"{sampler.cpu_seconds:.1f} s user+system "
              f"({sampler.cpu_seconds / end_to_end:.0%} of one core over the run)"),
             ("CPU (PostgreSQL)", f"{sampler.postgres_cpu_seconds:.1f} s in the backends of "
@@ -908,6 +935,7 @@ def main(argv: list[str] | None = None) -> int:
                     round(steady_events / steady / copy_rate, 3) if steady > 0 else None
                 ),
                 "peak_rss_mib": round(peak_rss / 2**20, 1),
+                "consumers": args.consumers,
                 "load_at_start": round(load_at_start, 2),
                 "rows_as_expected": all(copy.counts[t] == want for t, want in expected.items()),
             }
@@ -930,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
         if profiler is not None:
             stop_py_spy(profiler)
-        if consumer is not None:
+        for consumer in consumers:
             consumer.stop()
         if database is not None and not args.keep_db:
             with contextlib.suppress(Exception):
