@@ -156,25 +156,29 @@ class KafkaIngestor:
         stored and their offsets committed strictly in order, while the other lanes' batches
         are in the database at the same time. A lane's batch is fetched from its own
         partitions only: a fetch over all of them mostly returns one partition's backlog, and
-        the lanes would take turns. When a batch fails, its partitions are fetched again from
-        its first offset after a back-off; the other lanes go on.
+        the lanes would take turns. When a batch fails, its partitions are rewound to its first
+        offset and its lane rests for a back-off; the other lanes go on meanwhile.
         """
         settings = self._settings
         in_flight: dict[int, tuple[asyncio.Task[bool], Prepared]] = {}
-        failures = 0
+        failures = [0] * self.lanes  # consecutive, per lane
+        resting = [0.0] * self.lanes  # per lane: not fetched before this monotonic time
         try:
             while not self._stopping.is_set():
-                if in_flight:
-                    idle = [
+                now = time.monotonic()
+                waiting = {lane for lane in range(self.lanes) if resting[lane] > now}
+                busy = waiting | set(in_flight)
+                if busy:
+                    ready = [
                         tp
                         for tp in consumer.assignment()
-                        if lanes.lane_of(tp, self.lanes) not in in_flight
+                        if lanes.lane_of(tp, self.lanes) not in busy
                     ]
                     batch = (
                         await consumer.getmany(
-                            *idle, timeout_ms=0, max_records=settings.kafka_batch_max_messages
+                            *ready, timeout_ms=0, max_records=settings.kafka_batch_max_messages
                         )
-                        if idle
+                        if ready
                         else {}
                     )
                 else:
@@ -190,49 +194,50 @@ class KafkaIngestor:
                     )
                     task = asyncio.create_task(self._store(consumer, lane_batch, lane))
                     in_flight[lane] = (task, lane_batch)
-                if in_flight and not batch:
-                    await asyncio.wait(
-                        [task for task, _ in in_flight.values()],
-                        timeout=_IDLE_LANE_POLL_SECONDS,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                failed: list[Prepared] = []
+                if busy and not batch:
+                    await self._wait_a_little([task for task, _ in in_flight.values()])
                 for lane, (task, lane_batch) in list(in_flight.items()):
-                    if task.done():
-                        del in_flight[lane]
-                        if task.result():
-                            failures = 0
-                        else:
-                            failed.append(lane_batch)
-                if failed:
-                    failures += 1
-                    await self._recover(consumer, failures, failed)
+                    if not task.done():
+                        continue
+                    del in_flight[lane]
+                    if task.result():
+                        failures[lane] = 0
+                    else:
+                        failures[lane] += 1
+                        resting[lane] = time.monotonic() + self._rewind(
+                            consumer, lane_batch, failures[lane]
+                        )
                 await self._update_lag(consumer)
                 await self._report_idle(consumer, busy=set(in_flight))
         finally:
             if in_flight:
                 await asyncio.shield(asyncio.gather(*(task for task, _ in in_flight.values())))
 
-    async def _recover(
-        self, consumer: AIOKafkaConsumer, failures: int, failed: Sequence[Prepared]
-    ) -> None:
-        """After failed batches: rewind their partitions to the first offset not stored (theirs:
-        nothing of a lane is fetched while its batch is in flight), back off.
+    async def _wait_a_little(self, tasks: list[asyncio.Task[bool]]) -> None:
+        """Nothing fetched while lanes are busy or resting: wait for a batch to end, briefly."""
+        if tasks:
+            await asyncio.wait(
+                tasks, timeout=_IDLE_LANE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        else:
+            await self._sleep(_IDLE_LANE_POLL_SECONDS)
+
+    def _rewind(self, consumer: AIOKafkaConsumer, failed: Prepared, failures: int) -> float:
+        """After a failed batch: rewind its partitions to its first offsets (the first not
+        stored: nothing of a lane is fetched while its batch is in flight); the back-off its
+        lane then rests, in seconds.
 
         Not ``seek_to_committed``: aiokafka skips the seek when a partition has no committed
         offset yet (or 0), so a batch failing before its partition's first commit was skipped
         and its events lost once a later batch committed past it.
         """
-        metrics.INGEST_BATCH_FAILURES.inc()
-        for tp, offset in lanes.rewind_to(failed).items():
+        for tp, offset in lanes.rewind_to([failed]).items():
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
         settings = self._settings
-        await self._sleep(
-            min(
-                settings.kafka_retry_backoff_seconds * 2 ** min(failures, 10),
-                settings.kafka_retry_backoff_max_seconds,
-            )
+        return min(
+            settings.kafka_retry_backoff_seconds * 2.0 ** min(failures, 10),
+            settings.kafka_retry_backoff_max_seconds,
         )
 
     async def _store(self, consumer: AIOKafkaConsumer, prepared: Prepared, lane: int) -> bool:
@@ -250,6 +255,7 @@ class KafkaIngestor:
                         now=now,
                     )
             except Exception:
+                metrics.INGEST_BATCH_FAILURES.inc()
                 log.exception("batch failed; retrying from the committed offsets")
                 return False
             self.stored_positions.update(prepared.offsets)
