@@ -12,11 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import lanes, service
-from shared.models import Event
+from shared.models import Dossier, Event
 from tests.factories import BASE_TIME, dossier_code, snapshot
 from tests.services.ingest.test_kafka_ingest import (
     keyed,
@@ -26,9 +27,13 @@ from tests.services.ingest.test_kafka_ingest import (
     settings_for,
     wait_until_committed,
 )
-from tests.support.broker import Broker, produce
+from tests.support.broker import Broker, committed_offsets, end_offsets, produce
 
 TOPIC = "tthc.hoso.events"
+
+
+def batch_failures() -> float:
+    return REGISTRY.get_sample_value("doisoat_ingest_batch_failures_total") or 0.0
 
 
 @dataclass
@@ -119,3 +124,63 @@ async def test_batches_of_different_lanes_are_in_the_database_at_once(
     assert await scalar(pg_engine, select(func.count()).select_from(Event)) == len(envelopes)
     assert overlap.most == count
     assert not overlap.shared_dossiers
+
+
+@dataclass
+class PoisonedDossier:
+    """Wraps ``service.store_pending``: a batch holding ``code`` fails while ``failing``."""
+
+    original: Callable[..., Awaitable[Any]]
+    code: str
+    failing: bool = True
+    failures: int = 0
+
+    async def __call__(self, connection: Any, batch: Any, **kwargs: Any) -> Any:
+        if self.failing and any(e.dossier_code == self.code for e in batch.unique.values()):
+            self.failures += 1
+            raise RuntimeError("the database refused this batch")
+        return await self.original(connection, batch, **kwargs)
+
+
+async def test_a_failing_batch_makes_only_its_own_lane_wait(
+    broker: Broker, pg_engine: AsyncEngine, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = new_topic(broker, partitions=4)
+    for partition in range(4):  # lane 0: partitions 0 and 2; lane 1: 1 and 3
+        envelopes = [
+            snapshot(
+                dossier_code(partition * 100 + number),
+                event_id=f"{partition}-{number}",
+                emitted_at=BASE_TIME,
+            )
+            for number in range(50)
+        ]
+        produce(broker.bootstrap, topic, keyed(envelopes), partition=partition)
+    poisoned = PoisonedDossier(service.store_pending, dossier_code(100))  # partition 1's first
+    monkeypatch.setattr(service, "store_pending", poisoned)
+    settings = settings_for(broker, topic, pg_database_url).model_copy(
+        update={
+            "kafka_concurrent_batches": 2,
+            "kafka_batch_max_messages": 20,
+            "kafka_retry_backoff_seconds": 10.0,  # lane 1 rests 20 s after its first failure
+        }
+    )
+    ends = await end_offsets(broker.bootstrap, topic)
+    failures_before = batch_failures()
+    async with running(settings, pg_engine):
+        async with asyncio.timeout(60):
+            while True:
+                committed = await committed_offsets(
+                    broker.bootstrap, settings.kafka_group_id, topic
+                )
+                if poisoned.failures and all(committed[p] == ends[p] for p in (0, 2)):
+                    break
+                await asyncio.sleep(0.1)
+        assert poisoned.failures == 1, "lane 0 finished while lane 1 rested, not retried yet"
+        assert committed[1] == 0
+        assert batch_failures() - failures_before == 1
+    poisoned.failing = False
+    async with running(settings, pg_engine):
+        await wait_until_committed(settings)
+    assert await scalar(pg_engine, select(func.count()).select_from(Event)) == 200
+    assert await scalar(pg_engine, select(func.count()).select_from(Dossier)) == 200
