@@ -54,9 +54,12 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
                     metrics.INGEST_CONSUMER_LAG.remove(*labels)
                     self._ingestor.lag_labels.discard(labels)
                 self._ingestor.stored_positions.pop(tp, None)
+                self._ingestor.unrecorded.discard(tp)
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in revoked]})
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._ingestor.unrecorded.update(assigned)
+        await self._ingestor.record_assignment()
         self._ingestor.report_soon()
         log.info("partitions assigned", extra={"partitions": [tp.partition for tp in assigned]})
 
@@ -88,10 +91,39 @@ class KafkaIngestor:
         self._last_report = 0.0
         # The next offset stored per assigned partition (None until this member stored one).
         self.stored_positions: dict[TopicPartition, int] = {}
+        # Assigned partitions not yet recorded as such (see :meth:`record_assignment`).
+        self.unrecorded: set[TopicPartition] = set()
 
     def report_soon(self) -> None:
         """Report the partitions' progress at the next idle poll (after an assignment)."""
         self._last_report = 0.0
+
+    async def record_assignment(self) -> bool:
+        """Record the newly assigned partitions as not stored yet, before any batch of them.
+
+        Each lane's transaction reports only its own partitions, and the watermark is taken
+        over the partitions reported: were one lane's partitions caught up before the other
+        lane's first transaction committed, the watermark would be *now* while the other
+        lane's events are still in Kafka. Reported without a position, a partition keeps the
+        watermark unknown until this member has stored it. Nothing is fetched while this has
+        not succeeded (the database away: :meth:`_consume` retries).
+        """
+        if not self.unrecorded:
+            return True
+        reports = [
+            progress.PartitionReport(tp.topic, tp.partition, None, None, None)
+            for tp in sorted(self.unrecorded, key=lambda tp: (tp.topic, tp.partition))
+        ]
+        try:
+            async with unit_of_work(self._engine, "ingest_progress") as connection:
+                await progress.report_partitions(
+                    connection, reports, consumer=self._member, now=self._clock()
+                )
+        except Exception:
+            log.warning("assigned partitions not recorded; retrying", exc_info=True)
+            return False
+        self.unrecorded.clear()
+        return True
 
     def _build_consumer(self) -> AIOKafkaConsumer:
         settings = self._settings
@@ -165,6 +197,9 @@ class KafkaIngestor:
         resting = [0.0] * self.lanes  # per lane: not fetched before this monotonic time
         try:
             while not self._stopping.is_set():
+                if not await self.record_assignment():
+                    await self._sleep(settings.kafka_retry_backoff_seconds)
+                    continue
                 now = time.monotonic()
                 waiting = {lane for lane in range(self.lanes) if resting[lane] > now}
                 busy = waiting | set(in_flight)

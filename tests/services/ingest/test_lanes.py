@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import lanes, service
+from services.reconciler.watermark import current_watermark
 from shared.models import Dossier, Event
+from tests.conftest import TEST_NOW
 from tests.factories import BASE_TIME, dossier_code, snapshot
 from tests.services.ingest.test_kafka_ingest import (
     keyed,
@@ -28,6 +30,7 @@ from tests.services.ingest.test_kafka_ingest import (
     wait_until_committed,
 )
 from tests.support.broker import Broker, committed_offsets, end_offsets, produce
+from tests.support.waiting import eventually
 
 TOPIC = "tthc.hoso.events"
 
@@ -184,3 +187,51 @@ async def test_a_failing_batch_makes_only_its_own_lane_wait(
         await wait_until_committed(settings)
     assert await scalar(pg_engine, select(func.count()).select_from(Event)) == 200
     assert await scalar(pg_engine, select(func.count()).select_from(Dossier)) == 200
+
+
+async def watermark(engine: AsyncEngine) -> datetime | None:
+    async with engine.connect() as connection:
+        return await current_watermark(
+            connection, now=TEST_NOW, kafka_enabled=True, stale_after=timedelta(minutes=5)
+        )
+
+
+async def test_the_watermark_stays_unknown_until_every_lane_has_stored_its_partitions(
+    broker: Broker, pg_engine: AsyncEngine, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = new_topic(broker, partitions=2)  # lane 0: partition 0; lane 1: partition 1
+    for partition in range(2):
+        envelopes = [
+            snapshot(
+                dossier_code(partition * 100 + number),
+                event_id=f"{partition}-{number}",
+                emitted_at=BASE_TIME,
+            )
+            for number in range(20)
+        ]
+        produce(broker.bootstrap, topic, keyed(envelopes), partition=partition)
+    released = asyncio.Event()
+    original = service.store_pending
+
+    async def lane_1_held_back(connection: Any, batch: Any, **kwargs: Any) -> Any:
+        if any(event.dossier_code == dossier_code(100) for event in batch.unique.values()):
+            await released.wait()
+        return await original(connection, batch, **kwargs)
+
+    monkeypatch.setattr(service, "store_pending", lane_1_held_back)
+    settings = settings_for(broker, topic, pg_database_url).model_copy(
+        update={"kafka_concurrent_batches": 2}
+    )
+    ends = await end_offsets(broker.bootstrap, topic)
+    async with running(settings, pg_engine):
+        async with asyncio.timeout(30):
+            while (await committed_offsets(broker.bootstrap, settings.kafka_group_id, topic))[
+                0
+            ] != ends[0]:
+                await asyncio.sleep(0.05)
+        while_lane_1_stores = await watermark(pg_engine)
+        released.set()
+        await wait_until_committed(settings)
+        once_both_stored = await eventually(lambda: watermark(pg_engine), lambda mark: mark)
+    assert while_lane_1_stores is None
+    assert once_both_stored == TEST_NOW
