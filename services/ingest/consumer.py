@@ -17,16 +17,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import lanes, progress, service
 from services.ingest.config import IngestSettings
 from services.ingest.prepared import Prepared, prepare
+from services.ingest.rebalance import CommitBeforeRevoke
 from shared import metrics
 from shared.clock import Clock
 from shared.db import unit_of_work
@@ -36,32 +36,6 @@ log = logging.getLogger("doisoat.ingest")
 # While every lane with messages has a batch in flight: how often to look for messages of the
 # idle lanes (a fetch that does not wait: from what the consumer has prefetched).
 _IDLE_LANE_POLL_SECONDS = 0.02
-
-
-class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    """Let the batch in flight finish (and commit) before partitions move to another member."""
-
-    def __init__(self, ingestor: KafkaIngestor) -> None:
-        self._ingestor = ingestor
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            for lock in self._ingestor.lane_locks:  # always in lane order
-                await stack.enter_async_context(lock)
-            for tp in revoked:
-                labels = (tp.topic, str(tp.partition))
-                if labels in self._ingestor.lag_labels:
-                    metrics.INGEST_CONSUMER_LAG.remove(*labels)
-                    self._ingestor.lag_labels.discard(labels)
-                self._ingestor.stored_positions.pop(tp, None)
-                self._ingestor.unrecorded.discard(tp)
-        log.info("partitions revoked", extra={"partitions": [tp.partition for tp in revoked]})
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        self._ingestor.unrecorded.update(assigned)
-        await self._ingestor.record_assignment()
-        self._ingestor.report_soon()
-        log.info("partitions assigned", extra={"partitions": [tp.partition for tp in assigned]})
 
 
 class KafkaIngestor:
@@ -161,7 +135,7 @@ class KafkaIngestor:
             consumer = self._build_consumer()
             try:
                 await consumer.start()
-                consumer.subscribe([self._settings.kafka_topic], listener=_CommitBeforeRevoke(self))
+                consumer.subscribe([self._settings.kafka_topic], listener=CommitBeforeRevoke(self))
                 self._consumer = consumer
                 log.info("consuming", extra={"topic": self._settings.kafka_topic})
                 await self._consume(consumer)
