@@ -3,26 +3,37 @@ and the newly assigned ones are recorded before anything of them is fetched."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from shared import metrics
 
-if TYPE_CHECKING:
-    from services.ingest.consumer import KafkaIngestor
-
 log = logging.getLogger("doisoat.ingest")
+
+
+class Rebalanced(Protocol):
+    """What of the consumer (``consumer.KafkaIngestor``) a rebalance touches."""
+
+    lane_locks: list[asyncio.Lock]
+    lag_labels: set[tuple[str, str]]
+    stored_positions: dict[TopicPartition, int]
+    unrecorded: set[TopicPartition]
+
+    async def record_assignment(self) -> bool: ...
+
+    def report_soon(self) -> None: ...
 
 
 class CommitBeforeRevoke(ConsumerRebalanceListener):
     """Let the batch in flight finish (and commit) before partitions move to another member."""
 
-    def __init__(self, ingestor: KafkaIngestor) -> None:
+    def __init__(self, ingestor: Rebalanced) -> None:
         self._ingestor = ingestor
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
