@@ -88,15 +88,22 @@ class KafkaIngestor:
             progress.PartitionReport(tp.topic, tp.partition, None, None, None)
             for tp in sorted(self.unrecorded, key=lambda tp: (tp.topic, tp.partition))
         ]
+        if not await self._write_reports(reports):
+            return False
+        self.unrecorded.clear()
+        return True
+
+    async def _write_reports(self, reports: list[progress.PartitionReport]) -> bool:
+        """Partition reports in a small transaction of their own; False when it failed (the
+        caller tries again later)."""
         try:
             async with unit_of_work(self._engine, "ingest_progress") as connection:
                 await progress.report_partitions(
                     connection, reports, consumer=self._member, now=self._clock()
                 )
         except Exception:
-            log.warning("assigned partitions not recorded; retrying", exc_info=True)
+            log.warning("partition progress not recorded; retrying", exc_info=True)
             return False
-        self.unrecorded.clear()
         return True
 
     def _build_consumer(self) -> AIOKafkaConsumer:
@@ -333,15 +340,7 @@ class KafkaIngestor:
                     tp.topic, tp.partition, position, consumer.highwater(tp), None
                 )
             )
-        if not reports:
-            return
-        try:
-            async with unit_of_work(self._engine, "ingest_progress") as connection:
-                await progress.report_partitions(
-                    connection, reports, consumer=self._member, now=self._clock()
-                )
-        except Exception:
-            log.warning("partition progress not recorded; retrying", exc_info=True)
+        if not reports or not await self._write_reports(reports):
             return
         self.stored_positions.update(
             {

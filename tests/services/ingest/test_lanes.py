@@ -129,6 +129,20 @@ async def test_batches_of_different_lanes_are_in_the_database_at_once(
     assert not overlap.shared_dossiers
 
 
+def produce_per_partition(broker: Broker, topic: str, *, partitions: int, snapshots: int) -> None:
+    """``snapshots`` dossiers in each partition, partition ``p`` holding codes from ``p * 100``."""
+    for partition in range(partitions):
+        envelopes = [
+            snapshot(
+                dossier_code(partition * 100 + number),
+                event_id=f"{partition}-{number}",
+                emitted_at=BASE_TIME,
+            )
+            for number in range(snapshots)
+        ]
+        produce(broker.bootstrap, topic, keyed(envelopes), partition=partition)
+
+
 @dataclass
 class PoisonedDossier:
     """Wraps ``service.store_pending``: a batch holding ``code`` fails while ``failing``."""
@@ -148,17 +162,8 @@ class PoisonedDossier:
 async def test_a_failing_batch_makes_only_its_own_lane_wait(
     broker: Broker, pg_engine: AsyncEngine, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = new_topic(broker, partitions=4)
-    for partition in range(4):  # lane 0: partitions 0 and 2; lane 1: 1 and 3
-        envelopes = [
-            snapshot(
-                dossier_code(partition * 100 + number),
-                event_id=f"{partition}-{number}",
-                emitted_at=BASE_TIME,
-            )
-            for number in range(50)
-        ]
-        produce(broker.bootstrap, topic, keyed(envelopes), partition=partition)
+    topic = new_topic(broker, partitions=4)  # lane 0: partitions 0 and 2; lane 1: 1 and 3
+    produce_per_partition(broker, topic, partitions=4, snapshots=50)
     poisoned = PoisonedDossier(service.store_pending, dossier_code(100))  # partition 1's first
     monkeypatch.setattr(service, "store_pending", poisoned)
     settings = settings_for(broker, topic, pg_database_url).model_copy(
@@ -200,16 +205,7 @@ async def test_the_watermark_stays_unknown_until_every_lane_has_stored_its_parti
     broker: Broker, pg_engine: AsyncEngine, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     topic = new_topic(broker, partitions=2)  # lane 0: partition 0; lane 1: partition 1
-    for partition in range(2):
-        envelopes = [
-            snapshot(
-                dossier_code(partition * 100 + number),
-                event_id=f"{partition}-{number}",
-                emitted_at=BASE_TIME,
-            )
-            for number in range(20)
-        ]
-        produce(broker.bootstrap, topic, keyed(envelopes), partition=partition)
+    produce_per_partition(broker, topic, partitions=2, snapshots=20)
     released = asyncio.Event()
     original = service.store_pending
 
