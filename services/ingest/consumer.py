@@ -3,7 +3,8 @@
 Delivery is at least once; effects are idempotent, so a redelivered message is a harmless
 duplicate. The pitfalls this avoids (see aiokafka #929, #1046, #848):
 - offsets are committed explicitly (``{tp: last + 1}``) and only after the database commit;
-- a failed batch seeks back to the committed offsets before retrying, or it would be skipped;
+- a failed batch seeks back to its own first offsets (the first not stored) before its lane
+  retries, or it would be skipped;
 - a rebalance waits for the batches in flight (the listener takes their locks), and a commit
   that fails because of one only means redelivery;
 - batches are bounded so processing stays far below ``max_poll_interval_ms``.
@@ -247,7 +248,7 @@ class KafkaIngestor:
         offset yet (or 0), so a batch failing before its partition's first commit was skipped
         and its events lost once a later batch committed past it.
         """
-        for tp, offset in lanes.rewind_to([failed]).items():
+        for tp, offset in failed.first.items():
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
         settings = self._settings

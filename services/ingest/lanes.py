@@ -12,19 +12,12 @@ consumer (``consumer.py``) does the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 from aiokafka import TopicPartition
 
 Records = TypeVar("Records")
-
-
-class Rewindable(Protocol):
-    """A batch that was fetched: the first offset it holds of each partition."""
-
-    @property
-    def first(self) -> Mapping[TopicPartition, int]: ...
 
 
 def lane_of(tp: TopicPartition, lanes: int) -> int:
@@ -40,13 +33,3 @@ def split(
     for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition)):
         by_lane.setdefault(lane_of(tp, lanes), {})[tp] = batch[tp]
     return by_lane
-
-
-def rewind_to(failed: Iterable[Rewindable]) -> dict[TopicPartition, int]:
-    """Where to seek after failures: each partition of the failed batches back to its first
-    offset in them (nothing later of a lane is fetched while its batch is in flight)."""
-    offsets: dict[TopicPartition, int] = {}
-    for batch in failed:
-        for tp, offset in batch.first.items():
-            offsets[tp] = min(offset, offsets.get(tp, offset))
-    return offsets

@@ -39,11 +39,6 @@ def batch_failures() -> float:
     return REGISTRY.get_sample_value("doisoat_ingest_batch_failures_total") or 0.0
 
 
-@dataclass
-class Fetched:
-    first: dict[TopicPartition, int] = field(default_factory=dict)
-
-
 @given(
     st.dictionaries(st.integers(0, 11), st.lists(st.integers(), min_size=1), min_size=1),
     st.integers(1, 4),
@@ -64,16 +59,6 @@ def test_a_partition_stays_in_its_lane_whatever_else_is_assigned() -> None:
     five, two = TopicPartition(TOPIC, 5), TopicPartition(TOPIC, 2)
     assert lanes.split({five: [1]}, 2) == {1: {five: [1]}}
     assert lanes.split({five: [1], two: [2]}, 2) == {1: {five: [1]}, 0: {two: [2]}}
-
-
-def test_after_a_failure_each_partition_goes_back_to_its_first_message_not_stored() -> None:
-    zero, one, two = (TopicPartition(TOPIC, n) for n in range(3))
-    failed = [Fetched({zero: 100, two: 7}), Fetched({one: 40})]
-    assert lanes.rewind_to(failed) == {zero: 100, one: 40, two: 7}
-
-
-def test_nothing_failed_rewinds_nothing() -> None:
-    assert lanes.rewind_to([]) == {}
 
 
 @dataclass
