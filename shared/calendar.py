@@ -52,6 +52,14 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
 
 
+def _in_utc(moment: datetime, name: str) -> datetime:
+    """``moment`` as a UTC instant; naive datetimes are refused."""
+    if moment.tzinfo is UTC:  # what the database and the rules hand over: nothing to do
+        return moment
+    _require_aware(moment, name)
+    return moment.astimezone(UTC)
+
+
 @lru_cache(maxsize=256)
 def _first_ordinal(year: int) -> int:
     return date(year, 1, 1).toordinal()
@@ -100,6 +108,7 @@ class WorkingCalendar:
         self._day_length = sum((_duration_of(p) for p in self._periods), _ZERO)
         self._prefix_by_year: dict[int, list[int]] = {}
         self._bounds_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._worked_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
 
     @classmethod
     def parse_office_hours(cls, spec: str) -> tuple[Period, ...]:
@@ -204,15 +213,25 @@ class WorkingCalendar:
             self._bounds_cache[day] = bounds
         return bounds
 
+    def _worked(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """``day``'s office periods as UTC instants, none when it is not worked: one lookup
+        where the day's flag and its periods were two (a million dossiers ask this a few times
+        each)."""
+        worked = self._worked_cache.get(day)
+        if worked is None:
+            worked = self._bounds(day) if self.is_working_day(day) else ()
+            if len(self._worked_cache) > 4096:
+                self._worked_cache.clear()
+            self._worked_cache[day] = worked
+        return worked
+
     def _local_day(self, moment: datetime) -> date:
         return moment.astimezone(self._tz).date()
 
     def _office_time_within(self, day: date, start: datetime, end: datetime) -> timedelta:
         """Office time of ``day`` inside ``[start, end)``."""
-        if not self.is_working_day(day):
-            return _ZERO
         total = _ZERO
-        for period_start, period_end in self._bounds(day):
+        for period_start, period_end in self._worked(day):
             overlap = min(period_end, end) - max(period_start, start)
             if overlap > _ZERO:
                 total += overlap
@@ -241,8 +260,7 @@ class WorkingCalendar:
         Monday 07:00); backwards the latest (Monday 08:00 − 1 h is Monday 07:00). So
         ``add(add(s, d), -d) == s`` whenever ``s`` is office time.
         """
-        _require_aware(start, "start")
-        start = start.astimezone(UTC)
+        start = _in_utc(start, "start")
         if duration > _ZERO:
             return self._forward(start, duration)
         if duration < _ZERO:
@@ -251,14 +269,13 @@ class WorkingCalendar:
 
     def _forward(self, start: datetime, remaining: timedelta) -> datetime:
         day = self._local_day(start)
-        if self.is_working_day(day):
-            for period_start, period_end in self._bounds(day):
-                if period_end <= start:
-                    continue
-                begin = max(period_start, start)
-                if remaining <= period_end - begin:
-                    return begin + remaining
-                remaining -= period_end - begin
+        for period_start, period_end in self._worked(day):
+            if period_end <= start:
+                continue
+            begin = max(period_start, start)
+            if remaining <= period_end - begin:
+                return begin + remaining
+            remaining -= period_end - begin
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # end at the close of the last day rather than the next morning
             whole_days, rest = whole_days - 1, self._day_length
@@ -271,14 +288,13 @@ class WorkingCalendar:
 
     def _backward(self, start: datetime, remaining: timedelta) -> datetime:
         day = self._local_day(start)
-        if self.is_working_day(day):
-            for period_start, period_end in reversed(self._bounds(day)):
-                if period_start >= start:
-                    continue
-                finish = min(period_end, start)
-                if remaining <= finish - period_start:
-                    return finish - remaining
-                remaining -= finish - period_start
+        for period_start, period_end in reversed(self._worked(day)):
+            if period_start >= start:
+                continue
+            finish = min(period_end, start)
+            if remaining <= finish - period_start:
+                return finish - remaining
+            remaining -= finish - period_start
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # stop at the opening of the earliest day rather than the evening before
             whole_days, rest = whole_days - 1, self._day_length
@@ -291,13 +307,11 @@ class WorkingCalendar:
 
     def next_office_moment(self, moment: datetime) -> datetime:
         """``moment`` itself if office time, else the start of the next office period."""
-        _require_aware(moment, "moment")
-        moment = moment.astimezone(UTC)
+        moment = _in_utc(moment, "moment")
         day = self._local_day(moment)
-        if self.is_working_day(day):
-            for period_start, period_end in self._bounds(day):
-                if moment < period_end:
-                    return max(moment, period_start)
+        for period_start, period_end in self._worked(day):
+            if moment < period_end:
+                return max(moment, period_start)
         return self._bounds(self._nth_working_day_from(day + _ONE_DAY, 0))[0][0]
 
     def previous_office_end(self, moment: datetime) -> datetime:
@@ -306,11 +320,9 @@ class WorkingCalendar:
         The mirror of :meth:`next_office_moment`: the earliest moment from which no office time
         remains before ``moment`` (so "within N working hours of X" starts there).
         """
-        _require_aware(moment, "moment")
-        moment = moment.astimezone(UTC)
+        moment = _in_utc(moment, "moment")
         day = self._local_day(moment)
-        if self.is_working_day(day):
-            for period_start, period_end in reversed(self._bounds(day)):
-                if moment > period_start:
-                    return min(moment, period_end)
+        for period_start, period_end in reversed(self._worked(day)):
+            if moment > period_start:
+                return min(moment, period_end)
         return self._bounds(self._nth_working_day_back(day - _ONE_DAY, 0))[-1][1]

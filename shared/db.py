@@ -6,12 +6,13 @@ a sweep) opens it with :func:`unit_of_work`, which commits or rolls back exactly
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -34,6 +35,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from shared import metrics
+
+_T = TypeVar("_T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -170,3 +173,24 @@ async def database_reachable(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
+
+
+@asynccontextmanager
+async def meanwhile(work: Coroutine[Any, Any, _T]) -> AsyncIterator[asyncio.Future[_T]]:
+    """Run ``work`` (statements on a connection) while the block computes; await the future
+    for its answer.
+
+    The database works on another core: the block's Python overlaps the statement instead of
+    following it. The block must not use that connection before it has awaited the future. If
+    the block fails first, ``work`` is still awaited, so the connection is never left in the
+    middle of a statement, and the block's error is the one raised.
+    """
+    future = asyncio.ensure_future(work)
+    await asyncio.sleep(0)  # the task's first step sends its statement
+    try:
+        yield future
+    finally:
+        if not future.done():
+            await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # retrieved, so that asyncio does not log it as never retrieved

@@ -3,6 +3,7 @@ selects only the dossiers whose answer may have changed (an indexed query on the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.reconciler.facts import (
@@ -73,6 +74,32 @@ def stall_mark(
     reached = calendar.add_working_time(as_utc(facts.last_activity_at), settings.stall_after)
     # Office time then has to resume: the rule holds from the first instant past that point.
     return calendar.next_office_moment(reached) + TICK
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """An open dossier's deadline marks, computed once for both the findings and the next check.
+
+    They depend on the facts alone, so the reconciler works them out while the database is
+    still looking up the chunk's desk reports.
+    """
+
+    due_at: datetime | None
+    due_soon: datetime | None
+    stall: datetime | None
+
+
+def deadlines_of(
+    facts: DossierFacts, *, calendar: WorkingCalendar, settings: RuleSettings
+) -> Deadlines:
+    due = None if facts.due_at is None else as_utc(facts.due_at)
+    return Deadlines(
+        due_at=due,
+        due_soon=due_soon_from(
+            due, calendar=calendar, settings=settings, received_at=facts.received_at
+        ),
+        stall=stall_mark(facts, calendar=calendar, settings=settings),
+    )
 
 
 def grace_end(report: DeskReport, settings: RuleSettings) -> datetime:

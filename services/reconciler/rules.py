@@ -14,7 +14,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ from services.reconciler.facts import (
     report_details,
 )
 from services.reconciler.marks import (
+    Deadlines,
+    deadlines_of,
     due_soon_from,
     due_soon_window,
     grace_end,
@@ -60,12 +62,14 @@ __all__ = [
     "EVERYTHING_DELIVERED",
     "RULES_REVISION",
     "TICK",
+    "Deadlines",
     "DeskReport",
     "DossierFacts",
     "Finding",
     "RuleSettings",
     "Verdict",
     "dates_rewritten",
+    "deadlines_of",
     "due_soon_from",
     "evaluate",
     "grace_end",
@@ -172,29 +176,9 @@ def _time_mismatch(
     return Finding(Kind.TIME_MISMATCH, Severity.WARNING, max(moments), details)
 
 
-@dataclass(frozen=True, slots=True)
-class _Marks:
-    """An open dossier's deadline marks, computed once for both the findings and the next check."""
-
-    due_at: datetime | None
-    due_soon: datetime | None
-    stall: datetime | None
-
-
-def _marks(facts: DossierFacts, *, calendar: WorkingCalendar, settings: RuleSettings) -> _Marks:
-    due = None if facts.due_at is None else as_utc(facts.due_at)
-    return _Marks(
-        due_at=due,
-        due_soon=due_soon_from(
-            due, calendar=calendar, settings=settings, received_at=facts.received_at
-        ),
-        stall=stall_mark(facts, calendar=calendar, settings=settings),
-    )
-
-
 def _time_rules(
     facts: DossierFacts,
-    marks: _Marks,
+    marks: Deadlines,
     *,
     now: datetime,
     calendar: WorkingCalendar,
@@ -235,12 +219,14 @@ def judge(
     calendar: WorkingCalendar,
     settings: RuleSettings,
     delivered_until: datetime | None = EVERYTHING_DELIVERED,
+    deadlines: Deadlines | None = None,
 ) -> Verdict:
     """``evaluate`` and ``next_change`` together, each mark computed once (the sweep's path).
 
     ``delivered_until`` is the ingest watermark (None: unknown). The rules comparing a desk
     report with the system judge only once it has passed the report's :func:`judged_from`;
     before that their findings are ``held`` and the dossier waits for the watermark.
+    ``deadlines`` are the open dossier's :func:`deadlines_of`, when already worked out.
     """
     now = as_utc(now)
     report = latest_report(reports)
@@ -263,7 +249,7 @@ def judge(
         if facts is None or facts.status in NOT_RETURNED_STATUSES:
             candidates = (judged,)
     elif facts is not None and is_open(facts):
-        marks = _marks(facts, calendar=calendar, settings=settings)
+        marks = deadlines or deadlines_of(facts, calendar=calendar, settings=settings)
         found = _time_rules(facts, marks, now=now, calendar=calendar, settings=settings)
         candidates = (marks.due_soon, overdue_from(marks.due_at), marks.stall)
     if rewritten is not None:

@@ -2,9 +2,12 @@
 
 One call of :func:`reconcile` is one chunk of dossiers in the caller's transaction: their facts,
 desk reports and unresolved discrepancies are loaded with one query each, the pure rules decide,
-and the differences are written set-based (open, update severity in place, resolve), each with a
-history row, before the schedule says when each dossier must be judged again.
-"""
+the schedule says when each dossier must be judged again, and the differences are written
+set-based (open, update severity in place, resolve), each with a history row.
+
+PostgreSQL runs on another core than this process: while it answers one of the chunk's
+statements, the Python work that does not need that answer runs (:func:`_meanwhile`), so a
+chunk costs nearer the longer of the two than their sum."""
 
 from __future__ import annotations
 
@@ -12,19 +15,22 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import delete, insert, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconciler import rules, schedule, writes
+from services.reconciler.facts import is_open
 from services.reconciler.lateness import stored as stored_lateness
+from services.reconciler.marks import deadlines_of
 from services.reconciler.rules import DeskReport, DossierFacts, Finding, RuleSettings
 from services.reconciler.writes import Action, Change
 from shared.calendar import WorkingCalendar
 from shared.date_marks import COLUMNS as MARK_COLUMNS
 from shared.date_marks import DateMarks
-from shared.db import UTCDateTime, among
+from shared.db import UTCDateTime, among, meanwhile
 from shared.dvcqg import agency_of_dossier_code
 from shared.models import (
     Discrepancy,
@@ -94,8 +100,9 @@ FACT_COLUMNS = (
 )
 _MARKS_AT = 9  # the date marks' first position in FACT_COLUMNS
 _MARKS_END = _MARKS_AT + len(MARK_COLUMNS)
-# Marks are known (the dossier was ingested since they exist) when one of them was seen.
-_SEEN = tuple(i for i, name in enumerate(MARK_COLUMNS) if name.endswith("_seen_at"))
+# Marks are known (the dossier was ingested since they exist) when one of them was seen: any
+# of these positions holds a datetime (always true) rather than None.
+_SEEN_AT = itemgetter(*(i for i, name in enumerate(MARK_COLUMNS) if name.endswith("_seen_at")))
 # What the writes read besides (the discrepancies follow the dossier's holder).
 _CONTEXT_COLUMNS = (Dossier.unit_code, Dossier.field_name, Dossier.responsible)
 
@@ -118,7 +125,7 @@ def facts_of(row: Sequence[Any]) -> DossierFacts:
     else:
         last_activity = snapshot_at
     marks = row[_MARKS_AT:_MARKS_END]
-    known = any(marks[i] is not None for i in _SEEN)
+    known = any(_SEEN_AT(marks))
     return DossierFacts(
         code,
         status,
@@ -172,27 +179,34 @@ async def _custom_plans(connection: AsyncConnection, on: bool) -> None:
         await connection.execute(_CUSTOM_PLANS if on else _DEFAULT_PLANS)
 
 
-async def _load(
-    connection: AsyncConnection, codes: Collection[str]
-) -> tuple[dict[str, Any], dict[str, list[_Report]], dict[str, dict[str, Any]]]:
-    """The chunk's facts, desk reports and unresolved discrepancies: one query each.
-
-    Only the columns the rules and the writes need are read (not the snapshot document).
-    """
+async def _load_dossiers(connection: AsyncConnection, codes: Collection[str]) -> dict[str, Any]:
+    """The chunk's dossiers: only the columns the rules and the writes need (not the snapshot
+    document)."""
     rows = await connection.execute(
         select(*FACT_COLUMNS, *_CONTEXT_COLUMNS).where(among(connection, Dossier.code, codes))
     )
-    dossiers = {row[0]: row for row in rows.all()}
+    return {row[0]: row for row in rows.all()}
+
+
+async def _load_reports(
+    connection: AsyncConnection, codes: Collection[str]
+) -> dict[str, list[_Report]]:
     reports: dict[str, list[_Report]] = defaultdict(list)
-    report_rows = await connection.execute(
+    rows = await connection.execute(
         select(*_REPORT_COLUMNS).where(among(connection, FieldReport.dossier_code, codes))
     )
-    for row in report_rows.all():
+    for row in rows.all():
         desk = DeskReport(row.report_id, row.kind, row.occurred_at, row.officer)
         reports[row.dossier_code].append(_Report(desk, row.unit_code, row.received_at))
+    return reports
+
+
+async def _load_unresolved(
+    connection: AsyncConnection, codes: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """The chunk's unresolved discrepancies by dossier and kind (with custom plans on)."""
     unresolved: dict[str, dict[str, Any]] = defaultdict(dict)
-    await _custom_plans(connection, True)  # until the discrepancy writes are done
-    discrepancy_rows = await connection.execute(
+    rows = await connection.execute(
         select(*_DISCREPANCY_COLUMNS).where(
             among(connection, Discrepancy.dossier_code, codes),
             # A literal, not a parameter: only then can a generic plan use the partial
@@ -200,9 +214,9 @@ async def _load(
             Discrepancy.status != literal_column("'resolved'"),
         )
     )
-    for row in discrepancy_rows.all():
+    for row in rows.all():
         unresolved[row.dossier_code][row.kind] = row
-    return dossiers, reports, unresolved
+    return unresolved
 
 
 def _resolution(dossier: Any) -> str:
@@ -232,40 +246,73 @@ async def reconcile(
     outcome = Judgement(evaluated=len(codes))
     if not codes:
         return outcome
-    dossiers, reports, unresolved = await _load(connection, codes)
+    dossiers = await _load_dossiers(connection, codes)
+    async with meanwhile(_load_reports(connection, codes)) as reports_loaded:
+        judged = {code: facts_of(row) for code, row in dossiers.items()}
+        deadlines = {
+            code: deadlines_of(facts, calendar=calendar, settings=settings)
+            for code, facts in judged.items()
+            if is_open(facts)
+        }
+        reports = await reports_loaded
+    await _custom_plans(connection, True)  # until the discrepancy writes are done
+    async with meanwhile(_load_unresolved(connection, codes)) as unresolved_loaded:
+        no_reports: list[_Report] = []
+        verdicts = {
+            code: rules.judge(
+                judged.get(code),
+                [report.desk for report in reports.get(code, no_reports)],
+                now=now,
+                calendar=calendar,
+                settings=settings,
+                delivered_until=delivered_until,
+                deadlines=deadlines.get(code),
+            )
+            for code in codes
+        }
+        unresolved = await unresolved_loaded
+    next_checks = {
+        code: None
+        if verdict.next_check is None
+        else schedule.NextCheck(verdict.next_check, verdict.waits_for_watermark)
+        for code, verdict in verdicts.items()
+    }
+    async with meanwhile(
+        schedule.set_next_checks(connection, next_checks, claimed or {})
+    ) as scheduled:
+        to_open, to_update, to_resolve = _differences(verdicts, dossiers, reports, unresolved)
+        await scheduled
+    outcome.changes.extend(await writes.open_findings(connection, to_open, now=now))
+    outcome.changes.extend(await writes.update_findings(connection, to_update, now=now))
+    outcome.changes.extend(await writes.resolve(connection, to_resolve, now=now))
+    await _custom_plans(connection, False)
+    await stored_lateness.refresh(connection, judged, now=now, calendar=calendar)
+    return outcome
+
+
+def _differences(
+    verdicts: Mapping[str, rules.Verdict],
+    dossiers: Mapping[str, Any],
+    reports: Mapping[str, list[_Report]],
+    unresolved: Mapping[str, dict[str, Any]],
+) -> tuple[
+    list[tuple[str, Finding, dict[str, Any]]],
+    list[tuple[Any, Finding, writes.Holder]],
+    list[tuple[Any, str]],
+]:
+    """What to open, update in place and resolve so that the unresolved discrepancies say what
+    the verdicts say."""
     to_open: list[tuple[str, Finding, dict[str, Any]]] = []
     to_update: list[tuple[Any, Finding, writes.Holder]] = []
     to_resolve: list[tuple[Any, str]] = []
-    next_checks: dict[str, schedule.NextCheck | None] = {}
-
-    judge = rules.judge
-    no_reports: list[_Report] = []
-    judged: dict[str, DossierFacts] = {}
-    for code in codes:
-        row = dossiers.get(code)
-        facts = None
-        if row is not None:
-            facts = judged[code] = facts_of(row)
-        code_reports = reports.get(code, no_reports)
-        verdict = judge(
-            facts,
-            [report.desk for report in code_reports],
-            now=now,
-            calendar=calendar,
-            settings=settings,
-            delivered_until=delivered_until,
-        )
+    for code, verdict in verdicts.items():
         findings = verdict.findings
-        next_checks[code] = (
-            None
-            if verdict.next_check is None
-            else schedule.NextCheck(verdict.next_check, verdict.waits_for_watermark)
-        )
         current = unresolved.get(code)
         if not findings and not current:
             continue  # the common case: nothing wrong, nothing was
         current = current or {}
-        context = _context(code, row, _latest(code_reports))
+        row = dossiers.get(code)
+        context = _context(code, row, _latest(reports.get(code, [])))
         # Discrepancies follow the dossier's hand-offs (contract §1: the latest step's handler).
         holder = writes.Holder(context["responsible"], context["unit_code"], context["field_name"])
         for finding in findings:
@@ -287,14 +334,7 @@ async def reconcile(
             for kind, existing in current.items()
             if kind not in found_kinds
         )
-
-    outcome.changes.extend(await writes.open_findings(connection, to_open, now=now))
-    outcome.changes.extend(await writes.update_findings(connection, to_update, now=now))
-    outcome.changes.extend(await writes.resolve(connection, to_resolve, now=now))
-    await _custom_plans(connection, False)
-    await stored_lateness.refresh(connection, judged, now=now, calendar=calendar)
-    await schedule.set_next_checks(connection, next_checks, claimed or {})
-    return outcome
+    return to_open, to_update, to_resolve
 
 
 def _latest(reports: Sequence[_Report]) -> _Report | None:
