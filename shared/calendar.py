@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import accumulate, pairwise
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -87,6 +88,17 @@ def _validate_periods(periods: Sequence[Period]) -> tuple[Period, ...]:
     return tuple(ordered)
 
 
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+def _remember(cache: dict[_Key, _Value], key: _Key, value: _Value) -> None:
+    """Per-day answers are kept for the 4,096 days last asked (about eleven years of dates)."""
+    if len(cache) > 4096:
+        cache.clear()
+    cache[key] = value
+
+
 def _duration_of(period: Period) -> timedelta:
     start, end = period
     return datetime.combine(date.min, end) - datetime.combine(date.min, start)
@@ -109,6 +121,8 @@ class WorkingCalendar:
         self._prefix_by_year: dict[int, list[int]] = {}
         self._bounds_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
         self._worked_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._after_cache: dict[tuple[date, int], date] = {}
+        self._before_cache: dict[tuple[date, int], date] = {}
 
     @classmethod
     def parse_office_hours(cls, spec: str) -> tuple[Period, ...]:
@@ -195,6 +209,25 @@ class WorkingCalendar:
             year = year - 1
             index = len(self._prefix(year)) - 2
 
+    def _worked_after(self, day: date, n: int) -> date:
+        """The working day with exactly ``n`` working days after ``day`` and before it: cached,
+        as the marks add the same few days to the same dates again and again."""
+        key = (day, n)
+        found = self._after_cache.get(key)
+        if found is None:
+            found = self._nth_working_day_from(day + _ONE_DAY, n)
+            _remember(self._after_cache, key, found)
+        return found
+
+    def _worked_before(self, day: date, n: int) -> date:
+        """The mirror of :meth:`_worked_after`: ``n`` working days between it and ``day``."""
+        key = (day, n)
+        found = self._before_cache.get(key)
+        if found is None:
+            found = self._nth_working_day_back(day - _ONE_DAY, n)
+            _remember(self._before_cache, key, found)
+        return found
+
     # ---- moments ---------------------------------------------------------------------------
 
     def _bounds(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
@@ -208,9 +241,7 @@ class WorkingCalendar:
                 )
                 for start, end in self._periods
             )
-            if len(self._bounds_cache) > 4096:
-                self._bounds_cache.clear()
-            self._bounds_cache[day] = bounds
+            _remember(self._bounds_cache, day, bounds)
         return bounds
 
     def _worked(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
@@ -220,9 +251,7 @@ class WorkingCalendar:
         worked = self._worked_cache.get(day)
         if worked is None:
             worked = self._bounds(day) if self.is_working_day(day) else ()
-            if len(self._worked_cache) > 4096:
-                self._worked_cache.clear()
-            self._worked_cache[day] = worked
+            _remember(self._worked_cache, day, worked)
         return worked
 
     def _local_day(self, moment: datetime) -> date:
@@ -279,7 +308,7 @@ class WorkingCalendar:
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # end at the close of the last day rather than the next morning
             whole_days, rest = whole_days - 1, self._day_length
-        target = self._nth_working_day_from(day + _ONE_DAY, whole_days)
+        target = self._worked_after(day, whole_days)
         for period_start, period_end in self._bounds(target):
             if rest <= period_end - period_start:
                 return period_start + rest
@@ -298,7 +327,7 @@ class WorkingCalendar:
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # stop at the opening of the earliest day rather than the evening before
             whole_days, rest = whole_days - 1, self._day_length
-        target = self._nth_working_day_back(day - _ONE_DAY, whole_days)
+        target = self._worked_before(day, whole_days)
         for period_start, period_end in reversed(self._bounds(target)):
             if rest <= period_end - period_start:
                 return period_end - rest
@@ -312,7 +341,7 @@ class WorkingCalendar:
         for period_start, period_end in self._worked(day):
             if moment < period_end:
                 return max(moment, period_start)
-        return self._bounds(self._nth_working_day_from(day + _ONE_DAY, 0))[0][0]
+        return self._bounds(self._worked_after(day, 0))[0][0]
 
     def previous_office_end(self, moment: datetime) -> datetime:
         """``moment`` itself if office time runs right up to it, else the end of the last period.
@@ -325,4 +354,4 @@ class WorkingCalendar:
         for period_start, period_end in reversed(self._worked(day)):
             if moment > period_start:
                 return min(moment, period_end)
-        return self._bounds(self._nth_working_day_back(day - _ONE_DAY, 0))[-1][1]
+        return self._bounds(self._worked_before(day, 0))[-1][1]
