@@ -59,11 +59,13 @@ def _timed(module: Any, name: str) -> None:
 
 
 async def _explain(engine: AsyncEngine, item: service.PendingBatch) -> None:
-    """The plan of the batch statement for ``item``, executed and rolled back."""
+    """The plan of the batch statement for ``item``, executed and rolled back, with the
+    transaction's settings as ``write_batch`` sets them."""
     assert item.postgresql is not None
     statement = text("EXPLAIN (ANALYZE, BUFFERS) " + pg_bulk.WRITE_BATCH.text)
     async with engine.connect() as connection:
         await connection.begin()
+        await connection.execute(pg_bulk.BATCH_WORK_MEM)
         plan = await connection.execute(
             statement, {"events": item.postgresql.document, "now": datetime.now(UTC)}
         )
