@@ -12,23 +12,24 @@ import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.alerts.config import AlertsSettings
-from services.alerts.planner import AlertPlanner
-from services.alerts.worker import AlertsWorker
 from services.app.asgi import Worker, create_app
 from services.app.console import load_settings, open_database, run_async
-from services.ingest.config import IngestSettings
-from services.ingest.consumer import KafkaIngestor
-from services.reconciler.config import ReconcilerSettings
-from services.reconciler.worker import ChangeHook, Reconciler
-from services.reconciler.writes import Change
-from services.workspace.config import WorkspaceSettings
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings
+
+if TYPE_CHECKING:
+    from services.alerts.config import AlertsSettings
+    from services.alerts.planner import AlertPlanner
+    from services.ingest.config import IngestSettings
+    from services.reconciler.config import ReconcilerSettings
+    from services.reconciler.worker import ChangeHook
+    from services.reconciler.writes import Change
+    from services.workspace.config import WorkspaceSettings
 
 WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
 log = logging.getLogger("doisoat")
@@ -68,7 +69,9 @@ def serve(
         async with open_database(settings.database_url) as engine:
             built = workers(engine)
             readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
-            wake = next((w.wake for w in built if isinstance(w, Reconciler)), None)
+            wake = next(
+                (w.wake for w in built if w.name == "reconciler" and hasattr(w, "wake")), None
+            )
             application = create_app(
                 settings,
                 engine=engine,
@@ -111,30 +114,35 @@ def workers(
     """The background loops of a process; in one process, new facts wake the reconciler.
 
     The reconciler writes the alerts outbox in its own transactions whenever a channel is
-    configured, whether or not this process also runs the dispatcher.
+    configured, whether or not this process also runs the dispatcher. Each loop's modules are
+    imported only by a process that runs it: ``doisoat ingest`` never loads the rules or the
+    alert channels.
     """
+    planner: AlertPlanner | None = None
+    if reconciler_settings is not None or alerts_settings is not None:
+        from services.alerts.config import AlertsSettings
+        from services.alerts.planner import AlertPlanner
 
-    planner_settings = alerts_settings or load_settings(AlertsSettings)
+        planner = AlertPlanner(alerts_settings or load_settings(AlertsSettings))
 
     def build(engine: AsyncEngine) -> list[Worker]:
         built: list[Worker] = []
-        reconciler = None
-        planner = AlertPlanner(planner_settings)
-        if reconciler_settings is not None:
+        wake: Callable[[], None] | None = None
+        if reconciler_settings is not None and planner is not None:
+            from services.reconciler.worker import Reconciler
+
             hook = outbox_hook(planner) if planner.active else None
             reconciler = Reconciler(reconciler_settings, engine, system_clock, on_changes=hook)
+            wake = reconciler.wake
             built.append(reconciler)
-        if alerts_settings is not None:
+        if alerts_settings is not None and planner is not None:
+            from services.alerts.worker import AlertsWorker
+
             built.append(AlertsWorker(alerts_settings, engine, system_clock, planner))
         if ingest_settings is not None and ingest_settings.kafka_enabled:
-            built.append(
-                KafkaIngestor(
-                    ingest_settings,
-                    engine,
-                    system_clock,
-                    on_committed=reconciler.wake if reconciler else None,
-                )
-            )
+            from services.ingest.consumer import KafkaIngestor
+
+            built.append(KafkaIngestor(ingest_settings, engine, system_clock, on_committed=wake))
         return built
 
     return build

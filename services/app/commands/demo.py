@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from services.app.console import fail, load_settings
-from services.app.demo.run import DEFAULT_DOSSIERS, DEFAULT_SEED, DemoError, demo_command
+from services.app.demo import DEFAULT_DOSSIERS, DEFAULT_SEED
 from services.reconciler.config import ReconcilerSettings
 
 
@@ -17,6 +17,8 @@ def demo(
     reset: bool = typer.Option(False, help="Xóa tệp SQLite cũ trước khi tạo dữ liệu mẫu."),
 ) -> None:
     """Tạo một Bộ phận Một cửa mẫu, chạy đối soát và in bảng tóm tắt (chỉ để dùng thử)."""
+    from services.app.demo.run import DemoError, demo_command
+
     settings = load_settings(ReconcilerSettings)
     try:
         demo_command(

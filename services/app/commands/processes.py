@@ -1,4 +1,8 @@
-"""``doisoat migrate | run | api | ingest | reconciler | alerts``: the long-running processes."""
+"""``doisoat migrate | run | api | ingest | reconciler | alerts``: the long-running processes.
+
+Each command imports the settings and modules of what it runs when it runs: ``doisoat
+ingest`` loads neither alembic, nor the workspace, nor the alert channels.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,16 @@ import asyncio
 
 import typer
 
-from services.alerts.config import AlertsSettings
 from services.app import wiring
 from services.app.console import fail, load_settings
 from services.ingest.config import IngestSettings
 from services.reconciler.config import ReconcilerSettings
-from services.workspace.config import WorkspaceSettings
-from shared import migrate as migrations
 from shared.config import BaseDoisoatSettings
 
 
 def _migrate(database_url: str) -> None:
+    from shared import migrate as migrations
+
     before = asyncio.run(migrations.current_revision(database_url))
     try:
         migrations.upgrade(database_url)
@@ -37,6 +40,9 @@ def migrate() -> None:
 
 def run() -> None:
     """Chạy tất cả trong một tiến trình (mặc định nhúng: SQLite, HTTP cổng 8000)."""
+    from services.alerts.config import AlertsSettings
+    from services.workspace.config import WorkspaceSettings
+
     settings = load_settings(IngestSettings)
     reconciler_settings = load_settings(ReconcilerSettings)
     alerts_settings = load_settings(AlertsSettings)
@@ -51,6 +57,8 @@ def run() -> None:
 
 def api() -> None:
     """Chỉ chạy HTTP API."""
+    from services.workspace.config import WorkspaceSettings
+
     settings = load_settings(WorkspaceSettings)
     wiring.serve(settings, lambda engine: [], serve_api=True, workspace=settings)
 
@@ -74,5 +82,7 @@ def reconciler() -> None:
 
 def alerts() -> None:
     """Chỉ chạy dịch vụ cảnh báo (gửi email, Zalo; nhắc lại, báo lãnh đạo, bản tin tuần)."""
+    from services.alerts.config import AlertsSettings
+
     settings = load_settings(AlertsSettings)
     wiring.serve(settings, wiring.workers(None, None, settings), serve_api=False)

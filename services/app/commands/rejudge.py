@@ -8,29 +8,36 @@ channel is configured.
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import typer
 
-from services.alerts.config import AlertsSettings
-from services.alerts.planner import AlertPlanner
 from services.app.console import load_settings, number, open_database, run_async
-from services.app.wiring import outbox_hook
-from services.reconciler import rejudge as rejudging
-from services.reconciler import service
 from services.reconciler.config import ReconcilerSettings
-from services.reconciler.worker import Reconciler
 from shared.clock import system_clock
 from shared.db import unit_of_work
+
+if TYPE_CHECKING:
+    from services.alerts.planner import AlertPlanner
+    from services.reconciler import service
 
 
 def rejudge() -> None:
     """Đối soát lại toàn bộ hồ sơ ngay (sau khi đổi ngưỡng, giờ làm việc hoặc ngày nghỉ)."""
+    # Imported here: the ``doisoat`` command loads only what the command run needs.
+    from services.alerts.config import AlertsSettings
+    from services.alerts.planner import AlertPlanner
+
     settings = load_settings(ReconcilerSettings)
     planner = AlertPlanner(load_settings(AlertsSettings))
     run_async(_rejudge(settings, planner))
 
 
 async def _rejudge(settings: ReconcilerSettings, planner: AlertPlanner) -> None:
+    from services.app.wiring import outbox_hook
+    from services.reconciler import rejudge as rejudging
+    from services.reconciler.worker import Reconciler
+
     tally: Counter[str] = Counter()
     async with open_database(settings.database_url) as engine:
         async with unit_of_work(engine, "rejudge_mark") as connection:

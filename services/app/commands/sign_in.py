@@ -9,9 +9,6 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.app.console import fail, in_database, load_settings
-from services.workspace import sessions
-from services.workspace.config import WorkspaceSettings
-from services.workspace.pages.sign_in import link_of
 from shared.clock import system_clock
 
 
@@ -19,6 +16,11 @@ def sign_in_link(
     account: Annotated[str, typer.Argument(help="Tài khoản cán bộ trong danh bạ.")],
 ) -> None:
     """In một liên kết đăng nhập dùng một lần (15 phút) cho cán bộ (khi chưa cấu hình email)."""
+    # Imported here: the ``doisoat`` command loads only what the command run needs.
+    from services.workspace import sessions
+    from services.workspace.config import WorkspaceSettings
+    from services.workspace.pages.sign_in import link_of
+
     settings = load_settings(WorkspaceSettings)
 
     async def work(connection: AsyncConnection) -> str | None:
@@ -48,6 +50,9 @@ def sign_out(
     account: Annotated[str, typer.Argument(help="Tài khoản cán bộ.")],
 ) -> None:
     """Kết thúc mọi phiên đăng nhập của một cán bộ (ví dụ khi mất máy)."""
+    from services.workspace import sessions
+    from services.workspace.config import WorkspaceSettings
+
     settings = load_settings(WorkspaceSettings)
 
     async def work(connection: AsyncConnection) -> int:

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -47,9 +47,6 @@ from shared.db import unit_of_work
 from shared.directory import Directory, load_directory
 from shared.models import Discrepancy, Dossier, FieldReport, Officer, Unit
 from shared.vocabulary import Kind
-
-DEFAULT_DOSSIERS: Final = 300
-DEFAULT_SEED: Final = 2025
 
 
 class DemoError(Exception):
