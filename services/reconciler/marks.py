@@ -81,7 +81,8 @@ class Deadlines:
     """An open dossier's deadline marks, computed once for both the findings and the next check.
 
     They depend on the facts alone, so the reconciler works them out while the database is
-    still looking up the chunk's desk reports.
+    still looking up the chunk's desk reports — also for the few open dossiers a desk report
+    then takes out of the deadline rules, rather than wait for the reports to know which.
     """
 
     due_at: datetime | None
