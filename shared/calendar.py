@@ -119,10 +119,9 @@ class WorkingCalendar:
         self._tz = tz
         self._day_length = sum((_duration_of(p) for p in self._periods), _ZERO)
         self._prefix_by_year: dict[int, list[int]] = {}
-        self._bounds_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
         self._worked_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
-        self._after_cache: dict[tuple[date, int], date] = {}
-        self._before_cache: dict[tuple[date, int], date] = {}
+        self._from_cache: dict[tuple[date, int], date] = {}
+        self._back_cache: dict[tuple[date, int], date] = {}
 
     @classmethod
     def parse_office_hours(cls, spec: str) -> tuple[Period, ...]:
@@ -187,70 +186,63 @@ class WorkingCalendar:
         return count + prefix[_day_index(stop)] - prefix[index]
 
     def _nth_working_day_from(self, day: date, n: int) -> date:
-        """The working day ``w >= day`` with exactly ``n`` working days in ``[day, w)``."""
-        year, index = day.year, _day_index(day)
-        while True:
-            prefix = self._prefix(year)
-            target = prefix[index] + n + 1
-            if target <= prefix[-1]:
-                return date(year, 1, 1) + timedelta(days=bisect_left(prefix, target) - 1)
-            n -= prefix[-1] - prefix[index]
-            year, index = year + 1, 0
+        """The working day ``w >= day`` with exactly ``n`` working days in ``[day, w)``.
 
-    def _nth_working_day_back(self, day: date, n: int) -> date:
-        """The working day ``w <= day`` with exactly ``n`` working days in ``(w, day]``."""
-        year, index = day.year, _day_index(day)
-        while True:
-            prefix = self._prefix(year)
-            target = prefix[index + 1] - n
-            if target >= 1:
-                return date(year, 1, 1) + timedelta(days=bisect_left(prefix, target) - 1)
-            n -= prefix[index + 1]
-            year = year - 1
-            index = len(self._prefix(year)) - 2
-
-    def _worked_after(self, day: date, n: int) -> date:
-        """The working day with exactly ``n`` working days after ``day`` and before it: cached,
-        as the marks add the same few days to the same dates again and again."""
+        Cached per (day, n): the deadline marks add the same few days to the same dates again
+        and again."""
         key = (day, n)
-        found = self._after_cache.get(key)
+        found = self._from_cache.get(key)
         if found is None:
-            found = self._nth_working_day_from(day + _ONE_DAY, n)
-            _remember(self._after_cache, key, found)
+            year, index = day.year, _day_index(day)
+            while True:
+                prefix = self._prefix(year)
+                target = prefix[index] + n + 1
+                if target <= prefix[-1]:
+                    found = date(year, 1, 1) + timedelta(days=bisect_left(prefix, target) - 1)
+                    break
+                n -= prefix[-1] - prefix[index]
+                year, index = year + 1, 0
+            _remember(self._from_cache, key, found)
         return found
 
-    def _worked_before(self, day: date, n: int) -> date:
-        """The mirror of :meth:`_worked_after`: ``n`` working days between it and ``day``."""
+    def _nth_working_day_back(self, day: date, n: int) -> date:
+        """The working day ``w <= day`` with exactly ``n`` working days in ``(w, day]``
+        (cached as :meth:`_nth_working_day_from`)."""
         key = (day, n)
-        found = self._before_cache.get(key)
+        found = self._back_cache.get(key)
         if found is None:
-            found = self._nth_working_day_back(day - _ONE_DAY, n)
-            _remember(self._before_cache, key, found)
+            year, index = day.year, _day_index(day)
+            while True:
+                prefix = self._prefix(year)
+                target = prefix[index + 1] - n
+                if target >= 1:
+                    found = date(year, 1, 1) + timedelta(days=bisect_left(prefix, target) - 1)
+                    break
+                n -= prefix[index + 1]
+                year = year - 1
+                index = len(self._prefix(year)) - 2
+            _remember(self._back_cache, key, found)
         return found
 
     # ---- moments ---------------------------------------------------------------------------
 
-    def _bounds(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        """The office periods of ``day`` as UTC instants (whether or not the day is worked)."""
-        bounds = self._bounds_cache.get(day)
-        if bounds is None:
-            bounds = tuple(
-                (
-                    datetime.combine(day, start, tzinfo=self._tz).astimezone(UTC),
-                    datetime.combine(day, end, tzinfo=self._tz).astimezone(UTC),
-                )
-                for start, end in self._periods
-            )
-            _remember(self._bounds_cache, day, bounds)
-        return bounds
-
     def _worked(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        """``day``'s office periods as UTC instants, none when it is not worked: one lookup
-        where the day's flag and its periods were two (a million dossiers ask this a few times
+        """``day``'s office periods as UTC instants, none when it is not worked: one cached
+        lookup for the day's flag and its periods (a million dossiers ask this a few times
         each)."""
         worked = self._worked_cache.get(day)
         if worked is None:
-            worked = self._bounds(day) if self.is_working_day(day) else ()
+            worked = (
+                tuple(
+                    (
+                        datetime.combine(day, start, tzinfo=self._tz).astimezone(UTC),
+                        datetime.combine(day, end, tzinfo=self._tz).astimezone(UTC),
+                    )
+                    for start, end in self._periods
+                )
+                if self.is_working_day(day)
+                else ()
+            )
             _remember(self._worked_cache, day, worked)
         return worked
 
@@ -308,8 +300,8 @@ class WorkingCalendar:
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # end at the close of the last day rather than the next morning
             whole_days, rest = whole_days - 1, self._day_length
-        target = self._worked_after(day, whole_days)
-        for period_start, period_end in self._bounds(target):
+        target = self._nth_working_day_from(day + _ONE_DAY, whole_days)
+        for period_start, period_end in self._worked(target):
             if rest <= period_end - period_start:
                 return period_start + rest
             rest -= period_end - period_start
@@ -327,8 +319,8 @@ class WorkingCalendar:
         whole_days, rest = divmod(remaining, self._day_length)
         if not rest:  # stop at the opening of the earliest day rather than the evening before
             whole_days, rest = whole_days - 1, self._day_length
-        target = self._worked_before(day, whole_days)
-        for period_start, period_end in reversed(self._bounds(target)):
+        target = self._nth_working_day_back(day - _ONE_DAY, whole_days)
+        for period_start, period_end in reversed(self._worked(target)):
             if rest <= period_end - period_start:
                 return period_end - rest
             rest -= period_end - period_start
@@ -341,7 +333,7 @@ class WorkingCalendar:
         for period_start, period_end in self._worked(day):
             if moment < period_end:
                 return max(moment, period_start)
-        return self._bounds(self._worked_after(day, 0))[0][0]
+        return self._worked(self._nth_working_day_from(day + _ONE_DAY, 0))[0][0]
 
     def previous_office_end(self, moment: datetime) -> datetime:
         """``moment`` itself if office time runs right up to it, else the end of the last period.
@@ -354,4 +346,4 @@ class WorkingCalendar:
         for period_start, period_end in reversed(self._worked(day)):
             if moment > period_start:
                 return min(moment, period_end)
-        return self._bounds(self._worked_before(day, 0))[-1][1]
+        return self._worked(self._nth_working_day_back(day - _ONE_DAY, 0))[-1][1]
