@@ -381,6 +381,19 @@ class Consumer:
         except OSError:
             return ""
 
+    def logged_at(self, message: str) -> float | None:
+        """Wall-clock time of the first log line with ``message`` (the JSON logs' ``time``)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entry = orjson.loads(line)
+                if isinstance(entry, dict) and entry.get("message") == message:
+                    return datetime.fromisoformat(entry["time"]).timestamp()
+        return None
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -793,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
             "DOISOAT_KAFKA_GROUP_ID": group,
             "DOISOAT_KAFKA_BATCH_MAX_MESSAGES": str(batch),
         }
-        started = time.perf_counter()
+        started, spawned_at = time.perf_counter(), time.time()
         consumers = [
             start_consumer(env, work_dir, f"ingest-{number}") for number in range(args.consumers)
         ]
@@ -833,6 +846,18 @@ def main(argv: list[str] | None = None) -> int:
         peak_rss = max(sampler.peak.values())
         for consumer in consumers:
             consumer.stop()
+
+        # The group join, from the first consumer's log: it logs the (empty) revocation just
+        # before its JoinGroup and the assignment once the group has formed.
+        joining_at = consumers[0].logged_at("partitions revoked")
+        assigned_at = consumers[0].logged_at("partitions assigned")
+        startup_split = (
+            f"spawn → join sent {joining_at - spawned_at:.2f} s, join held "
+            f"{assigned_at - joining_at:.2f} s, assigned → first commit "
+            f"{progress.first_commit_at - started - (assigned_at - spawned_at):.2f} s"
+            if joining_at is not None and assigned_at is not None
+            else "join not logged"
+        )
 
         # -- the COPY floor
         copy = asyncio.run(copy_baseline(db_url))
@@ -891,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
             ("events/s", f"{rate:,.0f}"),
             ("  startup", f"{startup:.2f} s (spawn → first offset commit, "
              f"{progress.first_commit_count:,} events by then)"),
+            ("", startup_split),
             ("  steady state", f"{steady:.2f} s, {steady_events / steady:,.0f} events/s "
              "(first commit → all committed)" if steady > 0 else "-"),
             ("COPY", f"{copy.seconds:.2f} s ({per_table})"),
@@ -924,6 +950,11 @@ def main(argv: list[str] | None = None) -> int:
             headline = {
                 "end_to_end_events_per_s": round(rate),
                 "startup_s": round(startup, 2),
+                "join_held_s": (
+                    round(assigned_at - joining_at, 2)
+                    if joining_at is not None and assigned_at is not None
+                    else None
+                ),
                 "steady_events_per_s": round(steady_events / steady) if steady > 0 else None,
                 "copy_events_per_s": round(copy_rate),
                 "share_of_copy_rate": round(rate / copy_rate, 3),

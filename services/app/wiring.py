@@ -6,18 +6,16 @@ write the alerts outbox through the change hook; run apart, each loop polls the 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import gc
 import logging
-import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from types import ModuleType
 from typing import TYPE_CHECKING
 
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.app.asgi import Worker, create_app
 from services.app.console import load_settings, open_database, run_async
 from shared.clock import system_clock
 from shared.config import BaseDoisoatSettings
@@ -25,35 +23,22 @@ from shared.config import BaseDoisoatSettings
 if TYPE_CHECKING:
     from services.alerts.config import AlertsSettings
     from services.alerts.planner import AlertPlanner
+    from services.app.asgi import Worker
     from services.ingest.config import IngestSettings
     from services.reconciler.config import ReconcilerSettings
     from services.reconciler.worker import ChangeHook
     from services.reconciler.writes import Change
     from services.workspace.config import WorkspaceSettings
 
-WorkerFactory = Callable[[AsyncEngine], Sequence[Worker]]
+WorkerFactory = Callable[[AsyncEngine], Sequence["Worker"]]
 log = logging.getLogger("doisoat")
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising the caught signal after its graceful shutdown.
+def _web_modules() -> tuple[ModuleType, ModuleType]:
+    """The app and its server: FastAPI, the routers and uvicorn, a second of imports."""
+    from services.app import asgi, server
 
-    uvicorn restores the default handlers and raises SIGTERM again once it has shut down, which
-    kills the process with status -15 before the engine is disposed. A stop that completed its
-    work should exit 0.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        originals = {
-            handled: signal.signal(handled, self.handle_exit)
-            for handled in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            yield
-        finally:
-            for handled, handler in originals.items():
-                signal.signal(handled, handler)
+    return asgi, server
 
 
 def serve(
@@ -63,16 +48,24 @@ def serve(
     serve_api: bool,
     workspace: WorkspaceSettings | None = None,
 ) -> None:
-    """Serve the app (``/metrics``, ``/healthz``, ``/readyz`` included) and ``workers``."""
+    """Serve the app (``/metrics``, ``/healthz``, ``/readyz`` included) and ``workers``.
+
+    A worker that can (the Kafka consumer) starts joining its group first; the web stack is
+    imported in a thread meanwhile, so the event loop carries the join on while it loads.
+    """
 
     async def main() -> None:
         async with open_database(settings.database_url) as engine:
             built = workers(engine)
+            for worker in built:
+                if hasattr(worker, "join_early"):
+                    await worker.join_early()
+            asgi, server = await asyncio.to_thread(_web_modules)
             readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
             wake = next(
                 (w.wake for w in built if w.name == "reconciler" and hasattr(w, "wake")), None
             )
-            application = create_app(
+            application = asgi.create_app(
                 settings,
                 engine=engine,
                 clock=system_clock,
@@ -81,14 +74,6 @@ def serve(
                 readiness=readiness,
                 on_new_facts=wake or (lambda: None),
                 workspace=workspace,
-            )
-            config = uvicorn.Config(
-                application,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
             )
             log.info(
                 "serving",
@@ -101,7 +86,7 @@ def serve(
             # What start-up built (modules, the app) lives as long as the process: frozen, the
             # collector's full passes no longer walk it while a large page is being built.
             gc.freeze()
-            await _Server(config).serve()
+            await server.serve_app(application, host=settings.http_host, port=settings.http_port)
 
     run_async(main())
 

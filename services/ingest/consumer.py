@@ -136,24 +136,50 @@ class KafkaIngestor:
             return False
         return self._settings.kafka_topic in topics
 
+    async def join_early(self) -> None:
+        """Start joining the consumer group before the rest of the process is built.
+
+        A broker holds a new group's first join to let more members arrive (Apache Kafka's
+        ``group.initial.rebalance.delay.ms``, 3 s by default; tansu half the session timeout):
+        the process imports and builds its web app meanwhile instead of before. A broker away
+        is left to :meth:`run`, which retries with its back-off.
+        """
+        try:
+            await self._join()
+        except KafkaError as error:
+            log.warning("kafka unavailable at start-up", extra={"error": repr(error)})
+
+    async def _join(self) -> AIOKafkaConsumer:
+        """The member this process consumes with: started, subscribed, its join under way."""
+        if self._consumer is not None:
+            return self._consumer
+        consumer = self._build_consumer()
+        try:
+            await consumer.start()
+            consumer.subscribe([self._settings.kafka_topic], listener=CommitBeforeRevoke(self))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        self._consumer = consumer
+        return consumer
+
     async def run(self) -> None:
         """Consume until stopped; reconnect with backoff when the broker is away."""
         delay = self._settings.kafka_retry_backoff_seconds
         while not self._stopping.is_set():
-            consumer = self._build_consumer()
             try:
-                await consumer.start()
-                consumer.subscribe([self._settings.kafka_topic], listener=CommitBeforeRevoke(self))
-                self._consumer = consumer
+                consumer = await self._join()
                 log.info("consuming", extra={"topic": self._settings.kafka_topic})
                 await self._consume(consumer)
                 delay = self._settings.kafka_retry_backoff_seconds
             except KafkaError as error:
                 log.warning("kafka unavailable, retrying", extra={"error": repr(error)})
             finally:
-                self._consumer = None
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                joined, self._consumer = self._consumer, None
+                if joined is not None:
+                    with contextlib.suppress(Exception):
+                        await joined.stop()
             if not self._stopping.is_set():
                 await self._sleep(delay)
                 delay = min(delay * 2, self._settings.kafka_retry_backoff_max_seconds)

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Executable, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -198,3 +199,50 @@ async def test_lag_gauge_is_zero_once_caught_up(
         caught_up = await eventually(lags, lambda seen: seen == [0.0, 0.0], within=30)
         assert await ingestor.ready()
     assert caught_up == [0.0, 0.0]
+
+
+async def group_members(bootstrap: str, group_id: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group_id])
+        return sum(len(group[-1]) for group in described.groups)
+    finally:
+        await admin.close()
+
+
+async def test_a_consumer_that_joined_early_consumes_as_the_same_member(
+    broker: Broker, engine: AsyncEngine, database_url: str
+) -> None:
+    topic = new_topic(broker, partitions=2)
+    produce(
+        broker.bootstrap,
+        topic,
+        keyed(
+            snapshot(dossier_code(n), event_id=f"early-{n}", emitted_at=BASE_TIME)
+            for n in range(30)
+        ),
+    )
+    settings = settings_for(broker, topic, database_url)
+    ingestor = KafkaIngestor(settings, engine, fixed_clock(TEST_NOW))
+    await ingestor.join_early()
+    assert await ingestor.ready()
+    task = asyncio.create_task(ingestor.run())
+    try:
+        await wait_until_committed(settings)
+        assert await group_members(broker.bootstrap, settings.kafka_group_id) == 1
+    finally:
+        ingestor.stop()
+        await asyncio.wait_for(task, timeout=30)
+    assert await scalar(engine, select(func.count()).select_from(Event)) == 30
+
+
+async def test_joining_early_with_the_broker_away_leaves_the_retries_to_run(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    nobody = Broker()  # a free port nobody listens on: the broker is away
+    settings = settings_for(nobody, "tthc.hoso.events.away", database_url)
+    ingestor = KafkaIngestor(settings, engine, fixed_clock(TEST_NOW))
+    await asyncio.wait_for(ingestor.join_early(), timeout=30)
+    assert not await ingestor.ready()
+    nobody.cleanup()
