@@ -50,6 +50,7 @@ RECONCILE_ROWS: Rows = (
 INGEST_ROWS: Rows = (
     ("end to end (spawn → all committed)", "end_to_end_events_per_s", "events/s", "≥ 15,000"),
     ("  start-up (spawn → first commit)", "startup_s", "s", ""),
+    ("    of which the broker held the join", "join_held_s", "s", ""),
     ("  steady state", "steady_events_per_s", "events/s", "≥ 22,000"),
     ("COPY of the same rows", "copy_events_per_s", "events/s", ""),
     ("ours / COPY's rate, end to end", "share_of_copy_rate", "%", ""),

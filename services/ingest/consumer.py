@@ -299,7 +299,7 @@ class KafkaIngestor:
                     )
             except Exception:
                 metrics.INGEST_BATCH_FAILURES.inc()
-                log.exception("batch failed; retrying from the committed offsets")
+                log.exception("batch failed; its lane retries from the batch's first offsets")
                 return False
             self.stored_positions.update(prepared.offsets)
             if self._on_committed is not None and result.touched_dossiers:

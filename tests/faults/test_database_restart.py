@@ -189,7 +189,7 @@ async def test_database_restart_during_ingest_loses_and_duplicates_nothing(
             f"{rows - distinct}, dead letters {dead}"
         )
         assert failures_in_outage > 0, f"the outage hit no batch:\n{log[-3000:]}"
-        assert "batch failed; retrying from the committed offsets" in log
+        assert "batch failed; its lane retries from the batch's first offsets" in log
         assert failures_total == failures_after_restart, "batches failed once the database was back"
         assert lost == 0, f"{lost} events skipped: a failed batch was not rewound"
         assert rows == distinct
