@@ -49,6 +49,14 @@ NAMING_CONVENTION = {
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
+#: Dossier codes and event ids on PostgreSQL: compared byte by byte (``COLLATE "C"``), in code
+#: point order as Python and SQLite compare them, whatever locale the cluster was created with.
+#: Under a language collation every index comparison of a key goes through ``strcoll`` (with
+#: ``C.UTF-8`` too: with ``"C"`` the ingest statement wrote 5–13 % faster, migration 0012), and
+#: the newest-snapshot tie-break on the event id could order differently from the portable path.
+DossierCode = String(64).with_variant(String(64, collation="C"), "postgresql")
+EventId = String(128).with_variant(String(128, collation="C"), "postgresql")
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -143,10 +143,14 @@ _UPDATES = ",\n".join(
 )
 _ANY_CHANGE = "\n           OR ".join(f"({condition})" for _, condition, _ in _PARTS)
 
+# The batch's event ids and dossier codes are compared as the tables' are (``COLLATE "C"``,
+# shared.db.DossierCode): its sorts and the ties on the event id follow byte order, as the
+# portable path's Python does, and its joins with the tables use their indexes.
 _WRITE_BATCH_SQL = """
     WITH batch AS MATERIALIZED (
         SELECT * FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
-            event_id text, type text, source text, emitted_at timestamptz, dossier_code text,
+            event_id text COLLATE "C", type text, source text, emitted_at timestamptz,
+            dossier_code text COLLATE "C",
             data jsonb, status smallint, unit_code text, procedure_code text,
             procedure_name text, field_name text, channel smallint, digitised boolean,
             received_at timestamptz, due_at timestamptz, due_source_at timestamptz,

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, BigIntId, JsonColumn, UTCDateTime
+from shared.db import Base, BigIntId, DossierCode, EventId, JsonColumn, UTCDateTime
 
 
 class Dossier(Base):
@@ -27,7 +27,7 @@ class Dossier(Base):
 
     __tablename__ = "dossiers"
 
-    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(DossierCode, primary_key=True)
     status: Mapped[int | None] = mapped_column(SmallInteger)
     unit_code: Mapped[str | None] = mapped_column(String(64), index=True)
     procedure_code: Mapped[str | None] = mapped_column(String(64))
@@ -44,10 +44,10 @@ class Dossier(Base):
     refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JsonColumn)
     snapshot_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    snapshot_event_id: Mapped[str | None] = mapped_column(String(128))
+    snapshot_event_id: Mapped[str | None] = mapped_column(EventId)
     latest_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latest_step_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    latest_step_event_id: Mapped[str | None] = mapped_column(String(128))
+    latest_step_event_id: Mapped[str | None] = mapped_column(EventId)
     responsible: Mapped[str | None] = mapped_column(String(128))
     # What earlier snapshots said of the dates, as a few extremes (DATES_REWRITTEN; see
     # :mod:`shared.date_marks`): each a minimum or maximum over every snapshot received, so it
@@ -69,11 +69,11 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str] = mapped_column(EventId, primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(64))
     emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -85,9 +85,9 @@ class ProgressStep(Base):
     __table_args__ = (Index(None, "dossier_code", "step_at", "emitted_at", "event_id"),)
 
     event_id: Mapped[str] = mapped_column(
-        String(128), ForeignKey("events.event_id", ondelete="CASCADE"), primary_key=True
+        EventId, ForeignKey("events.event_id", ondelete="CASCADE"), primary_key=True
     )
-    dossier_code: Mapped[str] = mapped_column(String(64))
+    dossier_code: Mapped[str] = mapped_column(DossierCode)
     step_at: Mapped[datetime] = mapped_column(UTCDateTime)
     emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     officer: Mapped[str] = mapped_column(String(128))
@@ -125,7 +125,7 @@ class DossierStatusSeen(Base):
 
     __tablename__ = "dossier_status_seen"
 
-    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, primary_key=True)
     status: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     first_emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, BigIntId, JsonColumn, UTCDateTime
+from shared.db import Base, BigIntId, DossierCode, JsonColumn, UTCDateTime
 
 
 class Unit(Base):
@@ -53,7 +53,7 @@ class FieldReport(Base):
     __tablename__ = "field_reports"
 
     report_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, index=True)
     kind: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     officer: Mapped[str] = mapped_column(String(128))
@@ -94,7 +94,7 @@ class ReconcileSchedule(Base):
         ),
     )
 
-    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, primary_key=True)
     check_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # A desk report waits for the ingest watermark to pass ``check_at`` (contract §4, "What the
     # system has delivered"): such a row is claimed by the watermark, not by the clock.
@@ -163,7 +163,7 @@ class Discrepancy(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    dossier_code: Mapped[str] = mapped_column(String(64), index=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, index=True)
     kind: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))

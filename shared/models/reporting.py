@@ -11,7 +11,7 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, JsonColumn, UTCDateTime
+from shared.db import Base, DossierCode, JsonColumn, UTCDateTime
 
 
 class KpiWeek(Base):
@@ -47,7 +47,7 @@ class DossierLateness(Base):
 
     __tablename__ = "dossier_lateness"
 
-    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dossier_code: Mapped[str] = mapped_column(DossierCode, primary_key=True)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
     snapshot_emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
