@@ -35,7 +35,7 @@ log = logging.getLogger("doisoat")
 
 
 def _web_modules() -> tuple[ModuleType, ModuleType]:
-    """The app and its server: FastAPI, the routers and uvicorn, a second of imports."""
+    """The app and its server: FastAPI, the routers and uvicorn, half a second of imports."""
     from services.app import asgi, server
 
     return asgi, server

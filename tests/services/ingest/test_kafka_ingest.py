@@ -72,6 +72,18 @@ def keyed(envelopes: Iterable[dict[str, Any]]) -> list[Message]:
     return [(e["data"]["MaHoSo"].encode(), encode(e)) for e in envelopes]
 
 
+def produce_snapshots(broker: Broker, topic: str, prefix: str, count: int) -> None:
+    """One snapshot each of ``count`` dossiers, event ids ``{prefix}-{n}``."""
+    produce(
+        broker.bootstrap,
+        topic,
+        keyed(
+            snapshot(dossier_code(n), event_id=f"{prefix}-{n}", emitted_at=BASE_TIME)
+            for n in range(count)
+        ),
+    )
+
+
 async def scalar(engine: AsyncEngine, statement: Executable) -> object:
     async with engine.connect() as connection:
         return (await connection.execute(statement)).scalar_one()
@@ -176,13 +188,7 @@ async def test_lag_gauge_is_zero_once_caught_up(
     broker: Broker, pg_engine: AsyncEngine, pg_database_url: str
 ) -> None:
     topic = new_topic(broker, partitions=2)
-    produce(
-        broker.bootstrap,
-        topic,
-        keyed(
-            snapshot(dossier_code(n), event_id=f"lag-{n}", emitted_at=BASE_TIME) for n in range(50)
-        ),
-    )
+    produce_snapshots(broker, topic, "lag", 50)
     settings = settings_for(broker, topic, pg_database_url)
 
     async def lags() -> list[float | None]:
@@ -215,14 +221,7 @@ async def test_a_consumer_that_joined_early_consumes_as_the_same_member(
     broker: Broker, engine: AsyncEngine, database_url: str
 ) -> None:
     topic = new_topic(broker, partitions=2)
-    produce(
-        broker.bootstrap,
-        topic,
-        keyed(
-            snapshot(dossier_code(n), event_id=f"early-{n}", emitted_at=BASE_TIME)
-            for n in range(30)
-        ),
-    )
+    produce_snapshots(broker, topic, "early", 30)
     settings = settings_for(broker, topic, database_url)
     ingestor = KafkaIngestor(settings, engine, fixed_clock(TEST_NOW))
     await ingestor.join_early()
