@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 WorkerFactory = Callable[[AsyncEngine], Sequence["Worker"]]
 log = logging.getLogger("doisoat")
+
+
+@runtime_checkable
+class JoinsEarly(Protocol):
+    """A worker that can start joining its consumer group before the app is built."""
+
+    async def join_early(self) -> None: ...
+
+    async def leave(self) -> None: ...
 
 
 def _web_modules() -> tuple[ModuleType, ModuleType]:
@@ -57,24 +66,29 @@ def serve(
     async def main() -> None:
         async with open_database(settings.database_url) as engine:
             built = workers(engine)
-            for worker in built:
-                if hasattr(worker, "join_early"):
-                    await worker.join_early()
-            asgi, server = await asyncio.to_thread(_web_modules)
-            readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
-            wake = next(
-                (w.wake for w in built if w.name == "reconciler" and hasattr(w, "wake")), None
-            )
-            application = asgi.create_app(
-                settings,
-                engine=engine,
-                clock=system_clock,
-                workers=built,
-                serve_api=serve_api,
-                readiness=readiness,
-                on_new_facts=wake or (lambda: None),
-                workspace=workspace,
-            )
+            joining = [w for w in built if isinstance(w, JoinsEarly)]
+            for worker in joining:
+                await worker.join_early()
+            try:
+                asgi, server = await asyncio.to_thread(_web_modules)
+                readiness = {w.name: w.ready for w in built if hasattr(w, "ready")}
+                wake = next(
+                    (w.wake for w in built if w.name == "reconciler" and hasattr(w, "wake")), None
+                )
+                application = asgi.create_app(
+                    settings,
+                    engine=engine,
+                    clock=system_clock,
+                    workers=built,
+                    serve_api=serve_api,
+                    readiness=readiness,
+                    on_new_facts=wake or (lambda: None),
+                    workspace=workspace,
+                )
+            except BaseException:
+                for worker in joining:
+                    await worker.leave()
+                raise
             log.info(
                 "serving",
                 extra={

@@ -149,6 +149,14 @@ class KafkaIngestor:
         except KafkaError as error:
             log.warning("kafka unavailable at start-up", extra={"error": repr(error)})
 
+    async def leave(self) -> None:
+        """Close this process's member: when :meth:`run` ends, or when the process could not
+        build its app after :meth:`join_early`."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
     async def _join(self) -> AIOKafkaConsumer:
         """The member this process consumes with: started, subscribed, its join under way."""
         if self._consumer is not None:
@@ -176,10 +184,7 @@ class KafkaIngestor:
             except KafkaError as error:
                 log.warning("kafka unavailable, retrying", extra={"error": repr(error)})
             finally:
-                joined, self._consumer = self._consumer, None
-                if joined is not None:
-                    with contextlib.suppress(Exception):
-                        await joined.stop()
+                await self.leave()
             if not self._stopping.is_set():
                 await self._sleep(delay)
                 delay = min(delay * 2, self._settings.kafka_retry_backoff_max_seconds)

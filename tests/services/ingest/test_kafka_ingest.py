@@ -245,3 +245,14 @@ async def test_joining_early_with_the_broker_away_leaves_the_retries_to_run(
     await asyncio.wait_for(ingestor.join_early(), timeout=30)
     assert not await ingestor.ready()
     nobody.cleanup()
+
+
+async def test_leaving_closes_the_consumer_that_joined_early(
+    broker: Broker, engine: AsyncEngine, database_url: str
+) -> None:
+    settings = settings_for(broker, new_topic(broker, partitions=2), database_url)
+    ingestor = KafkaIngestor(settings, engine, fixed_clock(TEST_NOW))
+    await ingestor.join_early()
+    assert await ingestor.ready()
+    await ingestor.leave()
+    assert not await ingestor.ready()
