@@ -20,12 +20,13 @@ import socket
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import lanes, progress, service
 from services.ingest.config import IngestSettings
+from services.ingest.positions import PartitionPositions
 from services.ingest.prepared import Prepared, prepare
 from services.ingest.rebalance import CommitBeforeRevoke
 from shared import metrics
@@ -60,52 +61,14 @@ class KafkaIngestor:
         self.lanes = settings.kafka_concurrent_batches
         # Held by a lane's batch from its transaction to its offset commit.
         self.lane_locks = [asyncio.Lock() for _ in range(self.lanes)]
-        self.lag_labels: set[tuple[str, str]] = set()
+        self.positions = PartitionPositions(
+            engine,
+            clock,
+            member=f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}",
+            lanes=self.lanes,
+            report_every_seconds=settings.kafka_report_every_seconds,
+        )
         self._consumer: AIOKafkaConsumer | None = None
-        self._member = f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}"
-        self._last_report = 0.0
-        # The next offset stored per assigned partition (None until this member stored one).
-        self.stored_positions: dict[TopicPartition, int] = {}
-        # Assigned partitions not yet recorded as such (see :meth:`record_assignment`).
-        self.unrecorded: set[TopicPartition] = set()
-
-    def report_soon(self) -> None:
-        """Report the partitions' progress at the next idle poll (after an assignment)."""
-        self._last_report = 0.0
-
-    async def record_assignment(self) -> bool:
-        """Record the newly assigned partitions as not stored yet, before any batch of them.
-
-        Each lane's transaction reports only its own partitions, and the watermark is taken
-        over the partitions reported: were one lane's partitions caught up before the other
-        lane's first transaction committed, the watermark would be *now* while the other
-        lane's events are still in Kafka. Reported without a position, a partition keeps the
-        watermark unknown until this member has stored it. Nothing is fetched while this has
-        not succeeded (the database away: :meth:`_consume` retries).
-        """
-        if not self.unrecorded:
-            return True
-        reports = [
-            progress.PartitionReport(tp.topic, tp.partition, None, None, None)
-            for tp in sorted(self.unrecorded, key=lambda tp: (tp.topic, tp.partition))
-        ]
-        if not await self._write_reports(reports):
-            return False
-        self.unrecorded.clear()
-        return True
-
-    async def _write_reports(self, reports: list[progress.PartitionReport]) -> bool:
-        """Partition reports in a small transaction of their own; False when it failed (the
-        caller tries again later)."""
-        try:
-            async with unit_of_work(self._engine, "ingest_progress") as connection:
-                await progress.report_partitions(
-                    connection, reports, consumer=self._member, now=self._clock()
-                )
-        except Exception:
-            log.warning("partition progress not recorded; retrying", exc_info=True)
-            return False
-        return True
 
     def _build_consumer(self) -> AIOKafkaConsumer:
         settings = self._settings
@@ -164,7 +127,10 @@ class KafkaIngestor:
         consumer = self._build_consumer()
         try:
             await consumer.start()
-            consumer.subscribe([self._settings.kafka_topic], listener=CommitBeforeRevoke(self))
+            consumer.subscribe(
+                [self._settings.kafka_topic],
+                listener=CommitBeforeRevoke(self.lane_locks, self.positions),
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -210,7 +176,7 @@ class KafkaIngestor:
         resting = [0.0] * self.lanes  # per lane: not fetched before this monotonic time
         try:
             while not self._stopping.is_set():
-                if not await self.record_assignment():
+                if not await self.positions.record_assignment():
                     await self._sleep(settings.kafka_retry_backoff_seconds)
                     continue
                 now = time.monotonic()
@@ -255,8 +221,8 @@ class KafkaIngestor:
                         resting[lane] = time.monotonic() + self._rewind(
                             consumer, lane_batch, failures[lane]
                         )
-                await self._update_lag(consumer)
-                await self._report_idle(consumer, busy=set(in_flight))
+                await self.positions.update_lag(consumer)
+                await self.positions.report_idle(consumer, busy=set(in_flight))
         finally:
             if in_flight:
                 await asyncio.shield(asyncio.gather(*(task for task, _ in in_flight.values())))
@@ -298,15 +264,17 @@ class KafkaIngestor:
                     await service.store_dead_letters(connection, prepared.dead, now=now)
                     await progress.report_partitions(
                         connection,
-                        self._progress(consumer, prepared, lane),
-                        consumer=self._member,
+                        self.positions.lane_reports(
+                            consumer, lane, prepared.offsets, prepared.newest
+                        ),
+                        consumer=self.positions.member,
                         now=now,
                     )
             except Exception:
                 metrics.INGEST_BATCH_FAILURES.inc()
                 log.exception("batch failed; its lane retries from the batch's first offsets")
                 return False
-            self.stored_positions.update(prepared.offsets)
+            self.positions.stored_up_to(prepared.offsets)
             if self._on_committed is not None and result.touched_dossiers:
                 self._on_committed()
             try:
@@ -328,85 +296,3 @@ class KafkaIngestor:
             seconds=time.perf_counter() - prepared.started,
             dead=prepared.dead,
         )
-
-    def _progress(
-        self, consumer: AIOKafkaConsumer, prepared: Prepared, lane: int
-    ) -> list[progress.PartitionReport]:
-        """Every assigned partition of the lane, not only the batch's: while one partition's
-        backlog is drained the others' high-water marks move too, and a partition this member
-        has not stored yet is reported without a position (the watermark is then unknown).
-        Not the other lanes' partitions: their batches' transactions write those rows, and
-        two transactions writing the same rows would wait for each other."""
-        positions = {**self.stored_positions, **prepared.offsets}
-        return [
-            progress.PartitionReport(
-                tp.topic,
-                tp.partition,
-                positions.get(tp),
-                consumer.highwater(tp),
-                prepared.newest.get(tp),
-            )
-            for tp in {*consumer.assignment(), *prepared.offsets}
-            if lanes.lane_of(tp, self.lanes) == lane
-        ]
-
-    async def _report_idle(self, consumer: AIOKafkaConsumer, *, busy: set[int]) -> None:
-        """Nothing fetched for an idle lane is left unstored: report the position of every
-        assigned partition of the lanes without a batch in flight (``busy``: those with one).
-
-        Throttled to ``kafka_report_every_seconds``; a partition reported by nobody for the
-        reconciler's staleness limit makes the watermark unknown, so this is the heartbeat.
-        """
-        if time.monotonic() - self._last_report < self._settings.kafka_report_every_seconds:
-            return
-        reports = []
-        for tp in consumer.assignment():
-            if lanes.lane_of(tp, self.lanes) in busy:
-                continue
-            try:
-                position = await consumer.position(tp)
-            except IllegalStateError:
-                continue
-            reports.append(
-                progress.PartitionReport(
-                    tp.topic, tp.partition, position, consumer.highwater(tp), None
-                )
-            )
-        if not reports or not await self._write_reports(reports):
-            return
-        self.stored_positions.update(
-            {
-                TopicPartition(report.topic, report.partition): report.position
-                for report in reports
-                if report.position is not None
-            }
-        )
-        # A partition not fetched yet has no high-water mark: report again at the next poll.
-        known = all(report.high_water is not None for report in reports)
-        self._last_report = time.monotonic() if known else 0.0
-
-    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """The lag of each partition this member holds now, and none of those it gave away.
-
-        A rebalance can land while this awaits a position: a partition revoked meanwhile is
-        not set again, and one left over from such a race is removed at the next update, so
-        the gauges summed over the group's members are the topic's backlog (what the ingest
-        autoscaler reads), each partition counted once.
-        """
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            try:
-                position = await consumer.position(tp)
-            except IllegalStateError:
-                continue
-            if tp not in consumer.assignment():
-                continue
-            labels = (tp.topic, str(tp.partition))
-            self.lag_labels.add(labels)
-            metrics.INGEST_CONSUMER_LAG.labels(*labels).set(max(highwater - position, 0))
-        held = {(tp.topic, str(tp.partition)) for tp in consumer.assignment()}
-        for labels in self.lag_labels - held:
-            metrics.INGEST_CONSUMER_LAG.remove(*labels)
-            self.lag_labels.discard(labels)
