@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common.console import sigterm_as_interrupt
 from bench.common.database import BenchDatabase
-from bench.ingest import generate
+from bench.common.ingest_workload import generate
 from services.ingest import marks, pg_bulk, service
 from services.reconciler import schedule
 from shared.db import create_engine
