@@ -7,19 +7,15 @@ import argparse
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from bench.common.alerts_world import SECRET
 from tests.fakes.smtp_server import FakeSmtpServer, RecordingHandler
 from tests.fakes.zalo_server import FakeZaloServer
-from tests.fakes.zalo_server import create_app as create_zalo_app
 from tests.support.processes import ServiceProcess
 
 
@@ -101,22 +97,7 @@ class NoDelayZaloServer(FakeZaloServer):
     front end does not do that). Same server otherwise; ``--stock-zalo-fake`` uses the original.
     """
 
-    def start(self) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_zalo_app(self), log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the fake Zalo server did not start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self.base_url
+    socket_protocol = socket.IPPROTO_TCP
 
 
 @contextlib.contextmanager
