@@ -65,7 +65,7 @@ class KafkaIngestor:
             engine,
             clock,
             member=f"{settings.kafka_client_id}@{socket.gethostname()}:{os.getpid()}",
-            lanes=self.lanes,
+            lane_count=self.lanes,
             report_every_seconds=settings.kafka_report_every_seconds,
         )
         self._consumer: AIOKafkaConsumer | None = None

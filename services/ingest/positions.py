@@ -34,13 +34,13 @@ class PartitionPositions:
         clock: Clock,
         *,
         member: str,
-        lanes: int,
+        lane_count: int,
         report_every_seconds: float,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self.member = member
-        self._lanes = lanes
+        self._lane_count = lane_count
         self._report_every_seconds = report_every_seconds
         self._last_report = 0.0
         # The next offset stored per assigned partition (absent until this member stored one).
@@ -118,7 +118,7 @@ class PartitionPositions:
                 newest.get(tp),
             )
             for tp in {*consumer.assignment(), *offsets}
-            if lanes.lane_of(tp, self._lanes) == lane
+            if lanes.lane_of(tp, self._lane_count) == lane
         ]
 
     async def report_idle(self, consumer: AIOKafkaConsumer, *, busy: set[int]) -> None:
@@ -132,7 +132,7 @@ class PartitionPositions:
             return
         reports = []
         for tp in consumer.assignment():
-            if lanes.lane_of(tp, self._lanes) in busy:
+            if lanes.lane_of(tp, self._lane_count) in busy:
                 continue
             try:
                 position = await consumer.position(tp)

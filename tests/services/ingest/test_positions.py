@@ -36,7 +36,7 @@ class HeldPartitions:
 
 def books(engine: AsyncEngine) -> PartitionPositions:
     return PartitionPositions(
-        engine, lambda: TEST_NOW, member="ingest-a", lanes=2, report_every_seconds=5
+        engine, lambda: TEST_NOW, member="ingest-a", lane_count=2, report_every_seconds=5
     )
 
 
